@@ -1,0 +1,67 @@
+# Timbre: `make run` (embedded platform) and `make test` (full suite against real services).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PYTHONPATH := $(CURDIR):$(CURDIR)/platform
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock | sha1sum | cut -c1-12)
+SYSTEM_PACKAGES := espeak-ng sox libsox-fmt-all ffmpeg libsndfile1 chromium
+
+.PHONY: run test lint format bench bench-control bench-synthesis bench-watermark system-deps services deps lock clean
+
+deps: system-deps $(STAMP)
+
+$(STAMP): requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Debian packages the speech stack and browser tests need (installed only when missing).
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# PostgreSQL and Redis run on localhost on these machines; start them when stopped.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; echo "services did not start"; exit 1
+
+run: deps
+	$(PY) manage.py run_embedded --port $(PORT)
+
+test: deps services
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: deps
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: bench-control bench-synthesis bench-watermark
+
+bench-control: deps services
+	$(PY) bench/control_plane.py
+
+bench-synthesis: deps services
+	$(PY) bench/synthesis_api.py
+
+bench-watermark: deps
+	$(PY) bench/watermark/run.py --builtin
+
+lock:
+	$(PY) -m pip freeze | grep -v '^torch==' | (echo "torch==2.13.0"; cat) > requirements.lock
+
+clean:
+	rm -rf var .pytest_cache

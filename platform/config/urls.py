@@ -1,0 +1,24 @@
+"""Routes. Tenant-scoped API routes are mounted twice: at /api/v1/ (the tenant comes from the
+API key) and at /api/v1/tenants/<slug>/ (for signed-in members)."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+tenant_api = [
+    path("", include("tenancy.api.urls")),
+]
+
+urlpatterns = [
+    path("", include("core.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v1/", include(tenant_api)),
+    path("api/v1/tenants/<slug:tenant_slug>/", include(tenant_api)),
+    path("django-admin/", admin.site.urls),
+]
+
+handler400 = "core.errors.handler400"
+handler403 = "core.errors.handler403"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from core import views
+
+app_name = "core"
+
+urlpatterns = [
+    path("healthz", views.liveness, name="liveness"),
+    path("readyz", views.readiness, name="readiness"),
+    path("files/<str:token>", views.file_download, name="file-download"),
+]

@@ -1,0 +1,88 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from tenancy.models import ApiKey, Membership, Plan, Tenant
+from tenancy.roles import ALL_SCOPES, Role
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    prefix = serializers.CharField(read_only=True)
+    masked = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ALL_SCOPES),
+                                   allow_empty=False)
+    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64),
+                                        required=False, default=list)
+    rotated_to = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id", "name", "prefix", "last4", "masked", "status", "scopes", "allowed_ips",
+            "monthly_character_limit", "created_at", "expires_at", "revoked_at",
+            "last_used_at", "last_used_ip", "rotated_from", "rotated_to",
+        ]
+        read_only_fields = [
+            "id", "last4", "created_at", "revoked_at", "last_used_at", "last_used_ip",
+            "rotated_from",
+        ]
+
+    def get_rotated_to(self, key) -> str | None:
+        successor = getattr(key, "rotated_to", None)
+        return str(successor.pk) if successor else None
+
+
+class IssuedApiKeySerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The secret. Shown only once.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ["key", *ApiKeySerializer.Meta.fields]
+
+
+class RotateSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(min_value=0, default=86400)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "role", "created_at"]
+        read_only_fields = ["id", "email", "created_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate_email(self, value):
+        user = get_user_model().objects.filter(username__iexact=value).first()
+        if user is None:
+            raise serializers.ValidationError("No user with this email. Create the user first.")
+        return user
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        exclude = ["id"]
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    plan = PlanSerializer(read_only=True)
+
+    class Meta:
+        model = Tenant
+        fields = ["id", "slug", "name", "status", "plan", "created_at"]
+        read_only_fields = ["id", "slug", "status", "plan", "created_at"]
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=["day", "key", "voice", "model_version"],
+                                       default="day")
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False)
+    api_key = serializers.UUIDField(required=False)
+    voice = serializers.CharField(required=False, max_length=100)
+    format = serializers.ChoiceField(choices=["json", "csv"], default="json")

@@ -1,0 +1,16 @@
+from django.urls import re_path
+from core.routers import OptionalSlashRouter
+
+from audit.api.views import AuditEventViewSet
+from tenancy.api import views
+
+router = OptionalSlashRouter()
+router.register("keys", views.ApiKeyViewSet, basename="apikey")
+router.register("members", views.MembershipViewSet, basename="member")
+router.register("audit-events", AuditEventViewSet, basename="auditevent")
+
+urlpatterns = [
+    re_path(r"^tenant/?$", views.TenantView.as_view(), name="tenant"),
+    re_path(r"^usage/?$", views.UsageView.as_view(), name="usage"),
+    *router.urls,
+]

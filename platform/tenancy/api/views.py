@@ -1,0 +1,176 @@
+from datetime import timedelta
+
+import django_filters
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core.errors import NotFound
+from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
+from tenancy.api.serializers import (
+    ApiKeySerializer,
+    IssuedApiKeySerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    RotateSerializer,
+    TenantSerializer,
+    UsageQuerySerializer,
+)
+from tenancy.models import ApiKey, Membership
+from tenancy.roles import Scope
+from tenancy.services import keys, quotas, tenants, usage
+
+
+def _issued(issued: keys.IssuedKey) -> dict:
+    data = IssuedApiKeySerializer(issued.key).data
+    data["key"] = issued.token
+    return data
+
+
+class ApiKeyFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(
+        choices=[("active", "active"), ("revoked", "revoked")], method="filter_status"
+    )
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = ApiKey
+        fields = ["status", "name"]
+
+    def filter_status(self, queryset, name, value):
+        return queryset.filter(revoked_at__isnull=value == "active")
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """API keys of the tenant. The secret is returned once, at creation or rotation."""
+
+    scoped_model = ApiKey
+    serializer_class = ApiKeySerializer
+    filterset_class = ApiKeyFilter
+    required_scopes = {
+        "list": Scope.KEYS_READ, "retrieve": Scope.KEYS_READ, "create": Scope.KEYS_WRITE,
+        "destroy": Scope.KEYS_WRITE, "revoke": Scope.KEYS_WRITE, "rotate": Scope.KEYS_WRITE,
+    }
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("rotated_to").order_by("-created_at")
+
+    @extend_schema(responses={201: IssuedApiKeySerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = ApiKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = keys.create_key(
+            self.tenant,
+            context=self.audit_context,
+            created_by=request.user if request.user else None,
+            granter_scopes=self.granted_scopes,
+            **serializer.validated_data,
+        )
+        return Response(_issued(issued), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: OpenApiResponse(description="Revoked")})
+    def destroy(self, request, *args, **kwargs):
+        keys.revoke_key(self.get_object(), context=self.audit_context)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: ApiKeySerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, *args, **kwargs):
+        key = keys.revoke_key(self.get_object(), context=self.audit_context)
+        return Response(ApiKeySerializer(key).data)
+
+    @extend_schema(request=RotateSerializer, responses={201: IssuedApiKeySerializer})
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, *args, **kwargs):
+        params = RotateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        issued = keys.rotate_key(
+            self.get_object(),
+            grace=timedelta(seconds=params.validated_data["grace_seconds"]),
+            context=self.audit_context,
+            created_by=request.user if request.user else None,
+        )
+        return Response(_issued(issued), status=status.HTTP_201_CREATED)
+
+
+class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    scoped_model = Membership
+    serializer_class = MembershipSerializer
+    filterset_fields = ["role"]
+    required_scopes = {
+        "list": Scope.MEMBERS_READ, "retrieve": Scope.MEMBERS_READ,
+        "create": Scope.MEMBERS_WRITE, "partial_update": Scope.MEMBERS_WRITE,
+        "destroy": Scope.MEMBERS_WRITE,
+    }
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("user").order_by("created_at")
+
+    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
+    def create(self, request, *args, **kwargs):
+        params = MembershipCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        membership = tenants.add_member(
+            self.tenant, params.validated_data["email"], params.validated_data["role"],
+            acting_role=self.acting_role, context=self.audit_context,
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        params = MembershipSerializer(data=request.data, partial=True)
+        params.is_valid(raise_exception=True)
+        if "role" not in params.validated_data:
+            return Response(MembershipSerializer(self.get_object()).data)
+        membership = tenants.change_role(
+            self.get_object(), params.validated_data["role"], acting_role=self.acting_role,
+            context=self.audit_context,
+        )
+        return Response(MembershipSerializer(membership).data)
+
+    def destroy(self, request, *args, **kwargs):
+        tenants.remove_member(self.get_object(), acting_role=self.acting_role,
+                              context=self.audit_context)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TenantView(TenantScopedAPIView):
+    """The caller's tenant, its plan and this month's quota."""
+
+    required_scopes = {"GET": None}
+
+    @extend_schema(responses=TenantSerializer)
+    def get(self, request, *args, **kwargs):
+        data = TenantSerializer(self.tenant).data
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        data["quota"] = quotas.usage_summary(self.tenant)
+        if key is not None and key.monthly_character_limit is not None:
+            data["key_quota"] = quotas.usage_summary(self.tenant, key)
+        return Response(data)
+
+
+class UsageView(TenantScopedAPIView):
+    """Usage totals per day, key, voice or model version; `format=csv` downloads CSV."""
+
+    required_scopes = {"GET": Scope.USAGE_READ}
+
+    @extend_schema(parameters=[UsageQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        params = UsageQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        query = params.validated_data
+        group_by = query["group_by"]
+        api_key = query.get("api_key")
+        if api_key and not ApiKey.objects.for_tenant(self.tenant).filter(pk=api_key).exists():
+            raise NotFound("Unknown API key.")
+        rows = usage.usage_rows(
+            self.tenant, group_by=group_by, start=query.get("start"), end=query.get("end"),
+            api_key_id=api_key, voice=query.get("voice"),
+        )
+        if query["format"] == "csv":
+            response = HttpResponse(usage.rows_to_csv(rows, group_by), content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="usage-{group_by}.csv"'
+            return response
+        return Response({"group_by": group_by, "results": rows,
+                         "quota": quotas.usage_summary(self.tenant)})

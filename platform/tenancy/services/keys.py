@@ -1,0 +1,217 @@
+"""API key lifecycle: issue, authenticate, revoke, rotate.
+
+Token format: `tb_<env>_<key_id>_<secret>`. `key_id` (public, 12 chars) finds the row; only an
+HMAC-SHA256 of the secret under a server-side pepper is stored. Secrets carry 256 bits of
+entropy, so a fast keyed hash is enough (no slow KDF needed) and comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit import services as audit
+from tenancy.models import ApiKey, Tenant
+from tenancy.roles import ALL_SCOPES, expand
+from tenancy.services.errors import (
+    ApiKeyExpired,
+    ApiKeyRevoked,
+    InsufficientScope,
+    InvalidApiKey,
+    InvalidRequest,
+    IpNotAllowed,
+)
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATTERN = re.compile(r"^tb_(?P<env>[a-z]+)_(?P<key_id>[a-z0-9]{12})_(?P<secret>[A-Za-z0-9]{43})$")
+KEY_ID_ALPHABET = string.ascii_lowercase + string.digits
+SECRET_ALPHABET = string.ascii_letters + string.digits
+_DUMMY_DIGEST = "0" * 64
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    token: str  # shown once, never stored
+
+
+def _digest(secret: str) -> str:
+    return hmac.new(settings.API_KEY_PEPPER.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _new_token() -> tuple[str, str, str]:
+    key_id = "".join(secrets.choice(KEY_ID_ALPHABET) for _ in range(12))
+    secret = "".join(secrets.choice(SECRET_ALPHABET) for _ in range(43))  # ~256 bits
+    return key_id, secret, f"tb_{settings.API_KEY_ENVIRONMENT}_{key_id}_{secret}"
+
+
+def validate_scopes(scopes, granter_scopes=None) -> list[str]:
+    scopes = sorted(set(scopes or []))
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown or not scopes:
+        raise InvalidRequest(
+            f"Unknown or missing scopes {unknown}. Allowed: {', '.join(ALL_SCOPES)}.",
+            code="invalid_scopes",
+        )
+    if granter_scopes is not None and not set(expand(scopes)) <= set(expand(granter_scopes)):
+        raise InsufficientScope("A key cannot be given scopes its creator does not hold.")
+    return scopes
+
+
+def validate_allowed_ips(values) -> list[str]:
+    try:
+        return [str(ipaddress.ip_network(v, strict=False)) for v in values or []]
+    except ValueError as exc:
+        raise InvalidRequest(f"Invalid IP address or network: {exc}", code="invalid_ip") from exc
+
+
+def key_snapshot(key: ApiKey) -> dict:
+    return {
+        "name": key.name, "prefix": key.prefix, "last4": key.last4, "scopes": key.scopes,
+        "allowed_ips": key.allowed_ips, "expires_at": key.expires_at,
+        "monthly_character_limit": key.monthly_character_limit, "revoked_at": key.revoked_at,
+    }
+
+
+@transaction.atomic
+def create_key(
+    tenant: Tenant,
+    *,
+    name: str,
+    scopes,
+    context: audit.RequestContext | None = None,
+    created_by=None,
+    granter_scopes=None,
+    expires_at: datetime | None = None,
+    allowed_ips=(),
+    monthly_character_limit: int | None = None,
+    rotated_from: ApiKey | None = None,
+) -> IssuedKey:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidRequest("expires_at must be in the future.", code="invalid_expiry")
+    key_id, secret, token = _new_token()
+    key = ApiKey.objects.for_tenant(tenant).create(
+        tenant=tenant,
+        name=name,
+        key_id=key_id,
+        digest=_digest(secret),
+        last4=secret[-4:],
+        scopes=validate_scopes(scopes, granter_scopes),
+        allowed_ips=validate_allowed_ips(allowed_ips),
+        monthly_character_limit=monthly_character_limit,
+        created_by=created_by,
+        expires_at=expires_at,
+        rotated_from=rotated_from,
+    )
+    audit.record("apikey.create", tenant=tenant, context=context, target=key,
+                 after=key_snapshot(key))
+    return IssuedKey(key, token)
+
+
+def _ip_allowed(key: ApiKey, ip: str | None) -> bool:
+    if not key.allowed_ips:
+        return True
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net) for net in key.allowed_ips)
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    match = TOKEN_PATTERN.match(token.strip())
+    if not match or match["env"] != settings.API_KEY_ENVIRONMENT:
+        return None
+    return match["key_id"], match["secret"]
+
+
+def authenticate(token: str, ip: str | None) -> ApiKey:
+    """Return the key for a presented token or raise a 401/403 with a stable code."""
+    parsed = parse_token(token)
+    key = None
+    if parsed:
+        key = (
+            ApiKey.dangerously_unscoped.select_related("tenant", "tenant__plan")
+            .filter(key_id=parsed[0])
+            .first()
+        )
+    # Compare even when nothing matched, so timing does not reveal which key ids exist.
+    presented = _digest(parsed[1]) if parsed else _digest(token)
+    if not hmac.compare_digest(presented, key.digest if key else _DUMMY_DIGEST) or key is None:
+        raise InvalidApiKey()
+    now = timezone.now()
+    if key.revoked_at:
+        raise ApiKeyRevoked()
+    if key.expires_at and key.expires_at <= now:
+        raise ApiKeyExpired()
+    if not _ip_allowed(key, ip):
+        raise IpNotAllowed()
+    _touch_last_used(key, ip, now)
+    return key
+
+
+def _touch_last_used(key: ApiKey, ip: str | None, now: datetime) -> None:
+    # At most one write per interval per key: the hot path should not write on every call.
+    if key.last_used_at and now - key.last_used_at < settings.LAST_USED_WRITE_INTERVAL:
+        return
+    ApiKey.dangerously_unscoped.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
+    key.last_used_at, key.last_used_ip = now, ip
+
+
+@transaction.atomic
+def revoke_key(key: ApiKey, context: audit.RequestContext | None = None) -> ApiKey:
+    if key.revoked_at:
+        return key
+    before = key_snapshot(key)
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    audit.record("apikey.revoke", tenant=key.tenant, context=context, target=key, before=before,
+                 after=key_snapshot(key))
+    return key
+
+
+@transaction.atomic
+def rotate_key(
+    key: ApiKey, *, grace: timedelta, context: audit.RequestContext | None = None, created_by=None
+) -> IssuedKey:
+    """Issue a replacement with the same settings; the old key keeps working for `grace`."""
+    if key.status != "active":
+        raise InvalidRequest("Only an active key can be rotated.", code="key_not_active")
+    if hasattr(key, "rotated_to"):
+        raise InvalidRequest("This key has already been rotated.", code="key_already_rotated")
+    if grace < timedelta(0) or grace > settings.API_KEY_MAX_ROTATION_GRACE:
+        raise InvalidRequest(
+            f"grace must be between 0 and {settings.API_KEY_MAX_ROTATION_GRACE}.",
+            code="invalid_grace",
+        )
+    before = key_snapshot(key)
+    original_expiry = key.expires_at
+    grace_end = timezone.now() + grace
+    key.expires_at = min(key.expires_at, grace_end) if key.expires_at else grace_end
+    key.save(update_fields=["expires_at"])
+    issued = create_key(
+        key.tenant,
+        name=key.name,
+        scopes=key.scopes,
+        context=context,
+        created_by=created_by,
+        expires_at=original_expiry,
+        allowed_ips=key.allowed_ips,
+        monthly_character_limit=key.monthly_character_limit,
+        rotated_from=key,
+    )
+    audit.record("apikey.rotate", tenant=key.tenant, context=context, target=key, before=before,
+                 after={**key_snapshot(key), "replaced_by": issued.key.prefix})
+    return issued
