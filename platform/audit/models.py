@@ -45,7 +45,9 @@ class AuditEvent(TenantOwnedModel):
     hash = models.CharField(max_length=64)
 
     class Meta(TenantOwnedModel.Meta):
-        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="uniq_audit_chain_seq")]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="uniq_audit_chain_seq")
+        ]
         indexes = [models.Index(fields=["tenant", "created_at"])]
         ordering = ["chain", "seq"]
 
@@ -60,3 +62,6 @@ class AuditChainHead(models.Model):
     chain = models.CharField(max_length=64, unique=True)
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"{self.chain}@{self.seq}"

@@ -13,8 +13,21 @@ from audit.models import GLOBAL_CHAIN, AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
-    "chain", "seq", "created_at", "tenant_id", "actor_type", "actor_id", "actor_label", "action",
-    "target_type", "target_id", "target_repr", "before", "after", "request_id", "ip",
+    "chain",
+    "seq",
+    "created_at",
+    "tenant_id",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "before",
+    "after",
+    "request_id",
+    "ip",
 )
 
 
@@ -155,28 +168,55 @@ def verify_chain(chain: str) -> list[ChainProblem]:
     events = AuditEvent.dangerously_unscoped.filter(chain=chain).order_by("seq").iterator()
     for event in events:
         if event.seq > expected_seq:
-            problems.append(ChainProblem(
-                chain, expected_seq, None, "deleted",
-                f"events seq {expected_seq}..{event.seq - 1} are missing",
-            ))
+            problems.append(
+                ChainProblem(
+                    chain,
+                    expected_seq,
+                    None,
+                    "deleted",
+                    f"events seq {expected_seq}..{event.seq - 1} are missing",
+                )
+            )
         elif event.seq < expected_seq:
-            problems.append(ChainProblem(chain, event.seq, event.pk, "reordered",
-                                         "sequence number repeats or goes backwards"))
+            problems.append(
+                ChainProblem(
+                    chain,
+                    event.seq,
+                    event.pk,
+                    "reordered",
+                    "sequence number repeats or goes backwards",
+                )
+            )
         recomputed = compute_hash(event.prev_hash, _fields_of(event))
         if recomputed != event.hash:
-            problems.append(ChainProblem(chain, event.seq, event.pk, "tampered",
-                                         "row content does not match its hash"))
+            problems.append(
+                ChainProblem(
+                    chain, event.seq, event.pk, "tampered", "row content does not match its hash"
+                )
+            )
         elif event.prev_hash != prev_hash and event.seq == expected_seq:
-            problems.append(ChainProblem(chain, event.seq, event.pk, "reordered",
-                                         "prev_hash does not link to the previous event"))
+            problems.append(
+                ChainProblem(
+                    chain,
+                    event.seq,
+                    event.pk,
+                    "reordered",
+                    "prev_hash does not link to the previous event",
+                )
+            )
         prev_hash, expected_seq = event.hash, max(expected_seq, event.seq) + 1
     head = AuditChainHead.objects.filter(chain=chain).first()
     last_seq = expected_seq - 1
     if head is not None and (head.seq != last_seq or (last_seq and head.hash != prev_hash)):
-        problems.append(ChainProblem(
-            chain, head.seq, None, "truncated",
-            f"chain head says seq {head.seq}, last event found is seq {last_seq}",
-        ))
+        problems.append(
+            ChainProblem(
+                chain,
+                head.seq,
+                None,
+                "truncated",
+                f"chain head says seq {head.seq}, last event found is seq {last_seq}",
+            )
+        )
     return problems
 
 
@@ -187,9 +227,23 @@ def all_chains() -> list[str]:
 
 
 EXPORT_FIELDS = [
-    "id", "seq", "created_at", "tenant_id", "actor_type", "actor_id", "actor_label", "action",
-    "target_type", "target_id", "target_repr", "before", "after", "request_id", "ip",
-    "prev_hash", "hash",
+    "id",
+    "seq",
+    "created_at",
+    "tenant_id",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "before",
+    "after",
+    "request_id",
+    "ip",
+    "prev_hash",
+    "hash",
 ]
 
 

@@ -14,6 +14,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_queues=[Queue("gpu"), Queue("cpu")],
     task_default_queue="cpu",
+    # Model work goes to `gpu` workers; everything else defaults to `cpu`.
+    task_routes={
+        "synthesis.tasks.synthesize": {"queue": "gpu"},
+        "voices.tasks.fine_tune": {"queue": "gpu"},
+    },
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

@@ -3,6 +3,7 @@ API key) and at /api/v1/tenants/<slug>/ (for signed-in members)."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 tenant_api = [
@@ -10,11 +11,13 @@ tenant_api = [
 ]
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/console/", permanent=False)),
     path("", include("core.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include(tenant_api)),
     path("api/v1/tenants/<slug:tenant_slug>/", include(tenant_api)),
+    path("console/", include("frontend.urls")),
     path("django-admin/", admin.site.urls),
 ]
 

@@ -22,6 +22,10 @@ class TenantScopedManager(models.Manager):
             "dangerously_unscoped where crossing tenants is intended."
         )
 
+    def none(self) -> models.QuerySet:
+        # An empty queryset shows nothing, so it needs no tenant (schema generation uses it).
+        return super().get_queryset().none()
+
     def for_tenant(self, tenant) -> models.QuerySet:
         if tenant is None or getattr(tenant, "pk", tenant) is None:
             raise TenantScopeError(f"No tenant given to scope {self.model.__name__}.")
@@ -32,7 +36,7 @@ class TenantOwnedModel(models.Model):
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
 
     objects = TenantScopedManager()
-    dangerously_unscoped = models.Manager()
+    dangerously_unscoped = models.Manager()  # noqa: DJ012 - a manager, not a field
 
     class Meta:
         abstract = True

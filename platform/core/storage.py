@@ -52,11 +52,20 @@ class Storage:
 
 
 class S3Storage(Storage):
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, region: str,
-                 secure: bool):
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        region: str,
+        secure: bool,
+    ):
         from minio import Minio
 
-        parsed = urlparse(endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}")
+        parsed = urlparse(
+            endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}"
+        )
         self.bucket = bucket
         self.client = Minio(
             parsed.netloc,
@@ -71,8 +80,9 @@ class S3Storage(Storage):
             self.client.make_bucket(self.bucket)
 
     def put(self, key, data, content_type="application/octet-stream"):
-        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data),
-                               content_type=content_type)
+        self.client.put_object(
+            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
 
     def get(self, key):
         from minio.error import S3Error
@@ -100,9 +110,15 @@ class S3Storage(Storage):
             return False
 
     def url(self, key, expires=None, filename=None):
-        headers = {"response-content-disposition": f'attachment; filename="{filename}"'} if filename else None
+        headers = (
+            {"response-content-disposition": f'attachment; filename="{filename}"'}
+            if filename
+            else None
+        )
         return self.client.presigned_get_object(
-            self.bucket, key, expires=expires or settings.PRESIGNED_URL_TTL,
+            self.bucket,
+            key,
+            expires=expires or settings.PRESIGNED_URL_TTL,
             response_headers=headers,
         )
 
@@ -151,8 +167,9 @@ class LocalStorage(Storage):
         return reverse("core:file-download", kwargs={"token": token})
 
     def unsign(self, token: str, max_age: timedelta | None = None) -> dict:
-        return signing.loads(token, salt=self.SIGNING_SALT,
-                             max_age=max_age or settings.PRESIGNED_URL_TTL)
+        return signing.loads(
+            token, salt=self.SIGNING_SALT, max_age=max_age or settings.PRESIGNED_URL_TTL
+        )
 
     def check(self):
         self.root.mkdir(parents=True, exist_ok=True)
@@ -163,6 +180,12 @@ class LocalStorage(Storage):
 @lru_cache(maxsize=1)
 def get_storage() -> Storage:
     if settings.S3_ENDPOINT:
-        return S3Storage(settings.S3_ENDPOINT, settings.S3_ACCESS_KEY, settings.S3_SECRET_KEY,
-                         settings.S3_BUCKET, settings.S3_REGION, settings.S3_SECURE)
+        return S3Storage(
+            settings.S3_ENDPOINT,
+            settings.S3_ACCESS_KEY,
+            settings.S3_SECRET_KEY,
+            settings.S3_BUCKET,
+            settings.S3_REGION,
+            settings.S3_SECURE,
+        )
     return LocalStorage(settings.LOCAL_STORAGE_ROOT)

@@ -65,7 +65,8 @@ def readiness(request):
             results[name] = {"status": "error", "error": type(exc).__name__}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": results}, status=200 if ready else 503
+        {"status": "ok" if ready else "unavailable", "checks": results},
+        status=200 if ready else 503,
     )
 
 

@@ -59,9 +59,7 @@ class Membership(TenantOwnedModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(TenantOwnedModel.Meta):
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "user"], name="uniq_membership")
-        ]
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="uniq_membership")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant_id} as {self.role}"
@@ -80,7 +78,10 @@ class ApiKey(TenantOwnedModel):
     allowed_ips = models.JSONField(default=list, blank=True)
     monthly_character_limit = models.BigIntegerField(null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)

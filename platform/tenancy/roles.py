@@ -50,17 +50,28 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(ALL_SCOPES),
     Role.ADMIN: frozenset(ALL_SCOPES),
     Role.BRAND_MANAGER: frozenset(
-        {Scope.SYNTHESIZE, Scope.VOICES_READ, Scope.VOICES_WRITE, Scope.CONSENT_WRITE,
-         Scope.USAGE_READ, Scope.MEMBERS_READ}
+        {
+            Scope.SYNTHESIZE,
+            Scope.VOICES_READ,
+            Scope.VOICES_WRITE,
+            Scope.CONSENT_WRITE,
+            Scope.USAGE_READ,
+            Scope.MEMBERS_READ,
+        }
     ),
     Role.DEVELOPER: frozenset(
-        {Scope.SYNTHESIZE, Scope.VOICES_READ, Scope.USAGE_READ, Scope.KEYS_READ, Scope.KEYS_WRITE,
-         Scope.MEMBERS_READ}
+        {
+            Scope.SYNTHESIZE,
+            Scope.VOICES_READ,
+            Scope.USAGE_READ,
+            Scope.KEYS_READ,
+            Scope.KEYS_WRITE,
+            Scope.MEMBERS_READ,
+        }
     ),
     # Auditors read everything a compliance review needs and change nothing.
     Role.AUDITOR: frozenset(
-        {Scope.VOICES_READ, Scope.USAGE_READ, Scope.AUDIT_READ, Scope.KEYS_READ,
-         Scope.MEMBERS_READ}
+        {Scope.VOICES_READ, Scope.USAGE_READ, Scope.AUDIT_READ, Scope.KEYS_READ, Scope.MEMBERS_READ}
     ),
 }
 

@@ -33,8 +33,9 @@ def _csv_lines(rows):
     writer = csv.DictWriter(buffer, fieldnames=audit.EXPORT_FIELDS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "before": json.dumps(row["before"]),
-                         "after": json.dumps(row["after"])})
+        writer.writerow(
+            {**row, "before": json.dumps(row["before"]), "after": json.dumps(row["after"])}
+        )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -63,8 +64,12 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         if fmt not in ("jsonl", "csv"):
             raise ApiError("format must be jsonl or csv.", code="invalid_format")
         events = self.filter_queryset(self.get_queryset()).order_by("seq")
-        audit.record("audit.export", tenant=self.tenant, request=request,
-                     after={"format": fmt, "filters": dict(request.query_params.lists())})
+        audit.record(
+            "audit.export",
+            tenant=self.tenant,
+            request=request,
+            after={"format": fmt, "filters": dict(request.query_params.lists())},
+        )
         rows = (audit.export_row(event) for event in events.iterator())
         if fmt == "csv":
             response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv")

@@ -6,10 +6,11 @@ should not own the table in production.
 
 from django.db import migrations
 
+# `%%` because the schema editor passes the SQL through the driver's placeholder parser.
 POSTGRES_FORWARD = """
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'audit events are append-only: % refused', TG_OP
+    RAISE EXCEPTION 'audit events are append-only: %% refused', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END;
 $$ LANGUAGE plpgsql;

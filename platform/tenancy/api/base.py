@@ -9,6 +9,7 @@ tenant's objects are 404s. Subclasses may not override `get_queryset`; they impl
 from __future__ import annotations
 
 from rest_framework import permissions, viewsets
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.views import APIView
 
 from audit.services import RequestContext, context_from_request
@@ -50,8 +51,10 @@ class TenantScopedMixin:
         self.tenant, self.granted_scopes = self.resolve_tenant(request, kwargs.get("tenant_slug"))
         request.tenant = self.tenant
         self.check_scope(request)
-        principal = f"key:{request.auth.pk}" if isinstance(request.auth, ApiKey) else (
-            f"user:{request.user.pk}"
+        principal = (
+            f"key:{request.auth.pk}"
+            if isinstance(request.auth, ApiKey)
+            else (f"user:{request.user.pk}")
         )
         self.rate_limit_headers = ratelimits.enforce(request, self.tenant, principal)
 
@@ -77,6 +80,10 @@ class TenantScopedMixin:
         return tenant, granted
 
     def required_scope(self, request) -> str | None:
+        if not hasattr(self, request.method.lower()) or (
+            hasattr(self, "action") and self.action is None
+        ):
+            raise MethodNotAllowed(request.method)  # 405 before any scope talk
         action = getattr(self, "action", None)
         for name in (action, request.method, "*"):
             if name in self.required_scopes:
@@ -96,6 +103,8 @@ class TenantScopedMixin:
 
     # --- queryset chokepoint ------------------------------------------------------------
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no rows
+            return self.scoped_model.dangerously_unscoped.none()
         return self.safely_get_queryset(self.scoped_model.objects.for_tenant(self.tenant))
 
     def safely_get_queryset(self, queryset):

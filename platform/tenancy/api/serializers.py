@@ -9,21 +9,41 @@ class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(read_only=True)
     masked = serializers.CharField(read_only=True)
     status = serializers.CharField(read_only=True)
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ALL_SCOPES),
-                                   allow_empty=False)
-    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64),
-                                        required=False, default=list)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ALL_SCOPES), allow_empty=False
+    )
+    allowed_ips = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, default=list
+    )
     rotated_to = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiKey
         fields = [
-            "id", "name", "prefix", "last4", "masked", "status", "scopes", "allowed_ips",
-            "monthly_character_limit", "created_at", "expires_at", "revoked_at",
-            "last_used_at", "last_used_ip", "rotated_from", "rotated_to",
+            "id",
+            "name",
+            "prefix",
+            "last4",
+            "masked",
+            "status",
+            "scopes",
+            "allowed_ips",
+            "monthly_character_limit",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "last_used_ip",
+            "rotated_from",
+            "rotated_to",
         ]
         read_only_fields = [
-            "id", "last4", "created_at", "revoked_at", "last_used_at", "last_used_ip",
+            "id",
+            "last4",
+            "created_at",
+            "revoked_at",
+            "last_used_at",
+            "last_used_ip",
             "rotated_from",
         ]
 
@@ -79,10 +99,36 @@ class TenantSerializer(serializers.ModelSerializer):
 
 
 class UsageQuerySerializer(serializers.Serializer):
-    group_by = serializers.ChoiceField(choices=["day", "key", "voice", "model_version"],
-                                       default="day")
+    group_by = serializers.ChoiceField(
+        choices=["day", "key", "voice", "model_version"], default="day"
+    )
     start = serializers.DateField(required=False)
     end = serializers.DateField(required=False)
     api_key = serializers.UUIDField(required=False)
     voice = serializers.CharField(required=False, max_length=100)
     format = serializers.ChoiceField(choices=["json", "csv"], default="json")
+
+
+class UsageRowSerializer(serializers.Serializer):
+    day = serializers.DateField(required=False, help_text="Present when group_by=day.")
+    key = serializers.UUIDField(required=False, allow_null=True)
+    voice = serializers.CharField(required=False)
+    model_version = serializers.CharField(required=False)
+    requests = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    characters = serializers.IntegerField()
+    audio_seconds = serializers.FloatField()
+
+
+class QuotaSummarySerializer(serializers.Serializer):
+    period = serializers.DateField()
+    characters_limit = serializers.IntegerField(allow_null=True)
+    characters_used = serializers.IntegerField()
+    characters_reserved = serializers.IntegerField()
+    characters_remaining = serializers.IntegerField(allow_null=True)
+
+
+class UsageResponseSerializer(serializers.Serializer):
+    group_by = serializers.CharField()
+    results = UsageRowSerializer(many=True)
+    quota = QuotaSummarySerializer()

@@ -1,7 +1,7 @@
 from django.urls import re_path
-from core.routers import OptionalSlashRouter
 
 from audit.api.views import AuditEventViewSet
+from core.routers import OptionalSlashRouter
 from tenancy.api import views
 
 router = OptionalSlashRouter()

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import django_filters
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -17,6 +18,7 @@ from tenancy.api.serializers import (
     RotateSerializer,
     TenantSerializer,
     UsageQuerySerializer,
+    UsageResponseSerializer,
 )
 from tenancy.models import ApiKey, Membership
 from tenancy.roles import Scope
@@ -50,8 +52,12 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
     serializer_class = ApiKeySerializer
     filterset_class = ApiKeyFilter
     required_scopes = {
-        "list": Scope.KEYS_READ, "retrieve": Scope.KEYS_READ, "create": Scope.KEYS_WRITE,
-        "destroy": Scope.KEYS_WRITE, "revoke": Scope.KEYS_WRITE, "rotate": Scope.KEYS_WRITE,
+        "list": Scope.KEYS_READ,
+        "retrieve": Scope.KEYS_READ,
+        "create": Scope.KEYS_WRITE,
+        "destroy": Scope.KEYS_WRITE,
+        "revoke": Scope.KEYS_WRITE,
+        "rotate": Scope.KEYS_WRITE,
     }
 
     def safely_get_queryset(self, queryset):
@@ -100,8 +106,10 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     serializer_class = MembershipSerializer
     filterset_fields = ["role"]
     required_scopes = {
-        "list": Scope.MEMBERS_READ, "retrieve": Scope.MEMBERS_READ,
-        "create": Scope.MEMBERS_WRITE, "partial_update": Scope.MEMBERS_WRITE,
+        "list": Scope.MEMBERS_READ,
+        "retrieve": Scope.MEMBERS_READ,
+        "create": Scope.MEMBERS_WRITE,
+        "partial_update": Scope.MEMBERS_WRITE,
         "destroy": Scope.MEMBERS_WRITE,
     }
 
@@ -113,8 +121,11 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         params = MembershipCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         membership = tenants.add_member(
-            self.tenant, params.validated_data["email"], params.validated_data["role"],
-            acting_role=self.acting_role, context=self.audit_context,
+            self.tenant,
+            params.validated_data["email"],
+            params.validated_data["role"],
+            acting_role=self.acting_role,
+            context=self.audit_context,
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
@@ -124,14 +135,17 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         if "role" not in params.validated_data:
             return Response(MembershipSerializer(self.get_object()).data)
         membership = tenants.change_role(
-            self.get_object(), params.validated_data["role"], acting_role=self.acting_role,
+            self.get_object(),
+            params.validated_data["role"],
+            acting_role=self.acting_role,
             context=self.audit_context,
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
-        tenants.remove_member(self.get_object(), acting_role=self.acting_role,
-                              context=self.audit_context)
+        tenants.remove_member(
+            self.get_object(), acting_role=self.acting_role, context=self.audit_context
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -155,7 +169,10 @@ class UsageView(TenantScopedAPIView):
 
     required_scopes = {"GET": Scope.USAGE_READ}
 
-    @extend_schema(parameters=[UsageQuerySerializer])
+    @extend_schema(
+        parameters=[UsageQuerySerializer],
+        responses={200: UsageResponseSerializer, (200, "text/csv"): OpenApiTypes.STR},
+    )
     def get(self, request, *args, **kwargs):
         params = UsageQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -165,12 +182,17 @@ class UsageView(TenantScopedAPIView):
         if api_key and not ApiKey.objects.for_tenant(self.tenant).filter(pk=api_key).exists():
             raise NotFound("Unknown API key.")
         rows = usage.usage_rows(
-            self.tenant, group_by=group_by, start=query.get("start"), end=query.get("end"),
-            api_key_id=api_key, voice=query.get("voice"),
+            self.tenant,
+            group_by=group_by,
+            start=query.get("start"),
+            end=query.get("end"),
+            api_key_id=api_key,
+            voice=query.get("voice"),
         )
         if query["format"] == "csv":
             response = HttpResponse(usage.rows_to_csv(rows, group_by), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="usage-{group_by}.csv"'
             return response
-        return Response({"group_by": group_by, "results": rows,
-                         "quota": quotas.usage_summary(self.tenant)})
+        return Response(
+            {"group_by": group_by, "results": rows, "quota": quotas.usage_summary(self.tenant)}
+        )

@@ -35,7 +35,9 @@ from tenancy.services.errors import (
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PATTERN = re.compile(r"^tb_(?P<env>[a-z]+)_(?P<key_id>[a-z0-9]{12})_(?P<secret>[A-Za-z0-9]{43})$")
+TOKEN_PATTERN = re.compile(
+    r"^tb_(?P<env>[a-z]+)_(?P<key_id>[a-z0-9]{12})_(?P<secret>[A-Za-z0-9]{43})$"
+)
 KEY_ID_ALPHABET = string.ascii_lowercase + string.digits
 SECRET_ALPHABET = string.ascii_letters + string.digits
 _DUMMY_DIGEST = "0" * 64
@@ -79,9 +81,14 @@ def validate_allowed_ips(values) -> list[str]:
 
 def key_snapshot(key: ApiKey) -> dict:
     return {
-        "name": key.name, "prefix": key.prefix, "last4": key.last4, "scopes": key.scopes,
-        "allowed_ips": key.allowed_ips, "expires_at": key.expires_at,
-        "monthly_character_limit": key.monthly_character_limit, "revoked_at": key.revoked_at,
+        "name": key.name,
+        "prefix": key.prefix,
+        "last4": key.last4,
+        "scopes": key.scopes,
+        "allowed_ips": key.allowed_ips,
+        "expires_at": key.expires_at,
+        "monthly_character_limit": key.monthly_character_limit,
+        "revoked_at": key.revoked_at,
     }
 
 
@@ -115,8 +122,9 @@ def create_key(
         expires_at=expires_at,
         rotated_from=rotated_from,
     )
-    audit.record("apikey.create", tenant=tenant, context=context, target=key,
-                 after=key_snapshot(key))
+    audit.record(
+        "apikey.create", tenant=tenant, context=context, target=key, after=key_snapshot(key)
+    )
     return IssuedKey(key, token)
 
 
@@ -177,8 +185,14 @@ def revoke_key(key: ApiKey, context: audit.RequestContext | None = None) -> ApiK
     before = key_snapshot(key)
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
-    audit.record("apikey.revoke", tenant=key.tenant, context=context, target=key, before=before,
-                 after=key_snapshot(key))
+    audit.record(
+        "apikey.revoke",
+        tenant=key.tenant,
+        context=context,
+        target=key,
+        before=before,
+        after=key_snapshot(key),
+    )
     return key
 
 
@@ -212,6 +226,12 @@ def rotate_key(
         monthly_character_limit=key.monthly_character_limit,
         rotated_from=key,
     )
-    audit.record("apikey.rotate", tenant=key.tenant, context=context, target=key, before=before,
-                 after={**key_snapshot(key), "replaced_by": issued.key.prefix})
+    audit.record(
+        "apikey.rotate",
+        tenant=key.tenant,
+        context=context,
+        target=key,
+        before=before,
+        after={**key_snapshot(key), "replaced_by": issued.key.prefix},
+    )
     return issued

@@ -36,8 +36,9 @@ def _counters(tenant: Tenant, metric: str, period: date):
     return QuotaCounter.objects.for_tenant(tenant).filter(metric=metric, period=period)
 
 
-def _take(tenant: Tenant, scope: str, metric: str, period: date, amount: int,
-          limit: int | None) -> bool:
+def _take(
+    tenant: Tenant, scope: str, metric: str, period: date, amount: int, limit: int | None
+) -> bool:
     QuotaCounter.objects.for_tenant(tenant).bulk_create(
         [QuotaCounter(tenant=tenant, scope=scope, metric=metric, period=period)],
         ignore_conflicts=True,
@@ -60,8 +61,9 @@ def _limits(tenant: Tenant, api_key: ApiKey | None, metric: str) -> list[tuple[s
     raise ValueError(metric)
 
 
-def reserve(tenant: Tenant, api_key: ApiKey | None, amount: int,
-            metric: str = CHARACTERS) -> QuotaReservation:
+def reserve(
+    tenant: Tenant, api_key: ApiKey | None, amount: int, metric: str = CHARACTERS
+) -> QuotaReservation:
     period = NO_PERIOD if metric == CONCURRENT_JOBS else month_of()
     with transaction.atomic():
         for scope, limit in _limits(tenant, api_key, metric):

@@ -33,8 +33,9 @@ def enforce(request, tenant, principal_id: str) -> dict[str, str]:
     plan = tenant.plan
     windows = [
         _usage(request, "timbre.rl.principal", principal_id, plan.requests_per_minute_per_key),
-        _usage(request, "timbre.rl.tenant", f"tenant:{tenant.pk}",
-               plan.requests_per_minute_per_tenant),
+        _usage(
+            request, "timbre.rl.tenant", f"tenant:{tenant.pk}", plan.requests_per_minute_per_tenant
+        ),
     ]
     tightest = min(windows, key=lambda w: w["limit"] - w["count"])
     remaining = max(0, tightest["limit"] - tightest["count"])

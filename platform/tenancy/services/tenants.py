@@ -12,17 +12,36 @@ from tenancy.roles import ROLE_SCOPES, Role
 from tenancy.services.errors import InsufficientScope, InvalidRequest
 
 DEFAULT_PLANS = {
-    "starter": dict(name="Starter", monthly_characters=100_000, requests_per_minute_per_key=60,
-                    requests_per_minute_per_tenant=120, concurrent_jobs=2,
-                    fine_tunes_per_month=1, max_voices=2, storage_bytes=1 << 30),
-    "business": dict(name="Business", monthly_characters=2_000_000,
-                     requests_per_minute_per_key=300, requests_per_minute_per_tenant=1200,
-                     concurrent_jobs=8, fine_tunes_per_month=5, max_voices=10,
-                     storage_bytes=20 << 30),
-    "enterprise": dict(name="Enterprise", monthly_characters=None,
-                       requests_per_minute_per_key=1200, requests_per_minute_per_tenant=6000,
-                       concurrent_jobs=32, fine_tunes_per_month=50, max_voices=100,
-                       storage_bytes=None),
+    "starter": dict(
+        name="Starter",
+        monthly_characters=100_000,
+        requests_per_minute_per_key=60,
+        requests_per_minute_per_tenant=120,
+        concurrent_jobs=2,
+        fine_tunes_per_month=1,
+        max_voices=2,
+        storage_bytes=1 << 30,
+    ),
+    "business": dict(
+        name="Business",
+        monthly_characters=2_000_000,
+        requests_per_minute_per_key=300,
+        requests_per_minute_per_tenant=1200,
+        concurrent_jobs=8,
+        fine_tunes_per_month=5,
+        max_voices=10,
+        storage_bytes=20 << 30,
+    ),
+    "enterprise": dict(
+        name="Enterprise",
+        monthly_characters=None,
+        requests_per_minute_per_key=1200,
+        requests_per_minute_per_tenant=6000,
+        concurrent_jobs=32,
+        fine_tunes_per_month=50,
+        max_voices=100,
+        storage_bytes=None,
+    ),
 }
 
 
@@ -34,43 +53,66 @@ def get_or_create_plan(slug: str) -> Plan:
 
 
 def tenant_snapshot(tenant: Tenant) -> dict:
-    return {"slug": tenant.slug, "name": tenant.name, "status": tenant.status,
-            "plan": tenant.plan.slug}
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "status": tenant.status,
+        "plan": tenant.plan.slug,
+    }
 
 
 @transaction.atomic
-def create_tenant(slug: str, name: str, plan_slug: str = "starter",
-                  context: audit.RequestContext | None = None) -> Tenant:
+def create_tenant(
+    slug: str, name: str, plan_slug: str = "starter", context: audit.RequestContext | None = None
+) -> Tenant:
     if Tenant.objects.filter(slug=slug).exists():
         raise InvalidRequest(f"A tenant with slug {slug!r} exists.", code="tenant_exists")
     tenant = Tenant.objects.create(slug=slug, name=name, plan=get_or_create_plan(plan_slug))
-    audit.record("tenant.create", tenant=tenant, context=context, target=tenant,
-                 after=tenant_snapshot(tenant))
+    audit.record(
+        "tenant.create",
+        tenant=tenant,
+        context=context,
+        target=tenant,
+        after=tenant_snapshot(tenant),
+    )
     return tenant
 
 
 @transaction.atomic
-def set_tenant_status(tenant: Tenant, status: str,
-                      context: audit.RequestContext | None = None) -> Tenant:
+def set_tenant_status(
+    tenant: Tenant, status: str, context: audit.RequestContext | None = None
+) -> Tenant:
     if status not in Tenant.Status.values:
         raise InvalidRequest(f"status must be one of {Tenant.Status.values}.")
     before = tenant_snapshot(tenant)
     tenant.status = status
     tenant.save(update_fields=["status"])
-    audit.record("tenant.suspend" if status == Tenant.Status.SUSPENDED else "tenant.activate",
-                 tenant=tenant, context=context, target=tenant, before=before,
-                 after=tenant_snapshot(tenant))
+    audit.record(
+        "tenant.suspend" if status == Tenant.Status.SUSPENDED else "tenant.activate",
+        tenant=tenant,
+        context=context,
+        target=tenant,
+        before=before,
+        after=tenant_snapshot(tenant),
+    )
     return tenant
 
 
 @transaction.atomic
-def change_plan(tenant: Tenant, plan_slug: str,
-                context: audit.RequestContext | None = None) -> Tenant:
+def change_plan(
+    tenant: Tenant, plan_slug: str, context: audit.RequestContext | None = None
+) -> Tenant:
     before = tenant_snapshot(tenant)
     tenant.plan = get_or_create_plan(plan_slug)
     tenant.save(update_fields=["plan"])
-    audit.record("tenant.plan_change", tenant=tenant, context=context, target=tenant,
-                 before=before, after=tenant_snapshot(tenant))
+    audit.record(
+        "tenant.plan_change",
+        tenant=tenant,
+        context=context,
+        target=tenant,
+        before=before,
+        after=tenant_snapshot(tenant),
+    )
     return tenant
 
 
@@ -98,42 +140,79 @@ def _owners(tenant: Tenant):
 
 
 @transaction.atomic
-def add_member(tenant: Tenant, user, role: str, *, acting_role: str | None = None,
-               context: audit.RequestContext | None = None) -> Membership:
+def add_member(
+    tenant: Tenant,
+    user,
+    role: str,
+    *,
+    acting_role: str | None = None,
+    context: audit.RequestContext | None = None,
+) -> Membership:
     _check_can_grant(acting_role, role)
     if membership_for(user, tenant):
         raise InvalidRequest("This user is already a member.", code="member_exists")
     membership = Membership.objects.for_tenant(tenant).create(tenant=tenant, user=user, role=role)
-    audit.record("member.add", tenant=tenant, context=context, target=membership,
-                 target_repr=user.get_username(), after={"user": user.get_username(), "role": role})
+    audit.record(
+        "member.add",
+        tenant=tenant,
+        context=context,
+        target=membership,
+        target_repr=user.get_username(),
+        after={"user": user.get_username(), "role": role},
+    )
     return membership
 
 
 @transaction.atomic
-def change_role(membership: Membership, role: str, *, acting_role: str | None = None,
-                context: audit.RequestContext | None = None) -> Membership:
+def change_role(
+    membership: Membership,
+    role: str,
+    *,
+    acting_role: str | None = None,
+    context: audit.RequestContext | None = None,
+) -> Membership:
     _check_can_grant(acting_role, role)
     _check_can_grant(acting_role, membership.role)
-    if membership.role == Role.OWNER and role != Role.OWNER and _owners(membership.tenant).count() == 1:
+    if (
+        membership.role == Role.OWNER
+        and role != Role.OWNER
+        and _owners(membership.tenant).count() == 1
+    ):
         raise InvalidRequest("A tenant must keep at least one owner.", code="last_owner")
     before = {"user": membership.user.get_username(), "role": membership.role}
     membership.role = role
     membership.save(update_fields=["role"])
-    audit.record("member.role_change", tenant=membership.tenant, context=context,
-                 target=membership, target_repr=membership.user.get_username(), before=before,
-                 after={**before, "role": role})
+    audit.record(
+        "member.role_change",
+        tenant=membership.tenant,
+        context=context,
+        target=membership,
+        target_repr=membership.user.get_username(),
+        before=before,
+        after={**before, "role": role},
+    )
     return membership
 
 
 @transaction.atomic
-def remove_member(membership: Membership, *, acting_role: str | None = None,
-                  context: audit.RequestContext | None = None) -> None:
+def remove_member(
+    membership: Membership,
+    *,
+    acting_role: str | None = None,
+    context: audit.RequestContext | None = None,
+) -> None:
     _check_can_grant(acting_role, membership.role)
     if membership.role == Role.OWNER and _owners(membership.tenant).count() == 1:
         raise InvalidRequest("A tenant must keep at least one owner.", code="last_owner")
     before = {"user": membership.user.get_username(), "role": membership.role}
-    audit.record("member.remove", tenant=membership.tenant, context=context, target=membership,
-                 target_repr=membership.user.get_username(), before=before)
+    audit.record(
+        "member.remove",
+        tenant=membership.tenant,
+        context=context,
+        target=membership,
+        target_repr=membership.user.get_username(),
+        before=before,
+    )
     membership.delete()
 
 

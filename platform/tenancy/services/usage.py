@@ -19,18 +19,38 @@ GROUPINGS = {
 }
 
 
-def record_usage(tenant: Tenant, *, api_key: ApiKey | None, request_id: str, voice: str,
-                 characters: int, audio_seconds: float, model_version: str,
-                 status: str) -> UsageRecord:
+def record_usage(
+    tenant: Tenant,
+    *,
+    api_key: ApiKey | None,
+    request_id: str,
+    voice: str,
+    characters: int,
+    audio_seconds: float,
+    model_version: str,
+    status: str,
+) -> UsageRecord:
     return UsageRecord.objects.for_tenant(tenant).create(
-        tenant=tenant, api_key=api_key, request_id=request_id, voice=voice,
-        characters=characters, audio_seconds=audio_seconds, model_version=model_version,
+        tenant=tenant,
+        api_key=api_key,
+        request_id=request_id,
+        voice=voice,
+        characters=characters,
+        audio_seconds=audio_seconds,
+        model_version=model_version,
         status=status,
     )
 
 
-def usage_rows(tenant: Tenant, *, group_by: str = "day", start: date | None = None,
-               end: date | None = None, api_key_id=None, voice: str | None = None) -> list[dict]:
+def usage_rows(
+    tenant: Tenant,
+    *,
+    group_by: str = "day",
+    start: date | None = None,
+    end: date | None = None,
+    api_key_id=None,
+    voice: str | None = None,
+) -> list[dict]:
     if group_by not in GROUPINGS:
         raise ValueError(group_by)
     records = UsageRecord.objects.for_tenant(tenant)

@@ -19,7 +19,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--worker-concurrency", default=os.environ.get("WORKER_CONCURRENCY", "1"))
+        parser.add_argument(
+            "--worker-concurrency", default=os.environ.get("WORKER_CONCURRENCY", "1")
+        )
 
     def handle(self, *args, port, host, worker_concurrency, **options):
         call_command("migrate", interactive=False, verbosity=0)
@@ -28,10 +30,23 @@ class Command(BaseCommand):
             (settings.BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
         worker = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-Q", "gpu,cpu", "-c", str(worker_concurrency), "--loglevel", "INFO",
-                "-B", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
-                "--max-tasks-per-child", str(settings.CELERY_WORKER_MAX_TASKS_PER_CHILD),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "gpu,cpu",
+                "-c",
+                str(worker_concurrency),
+                "--loglevel",
+                "INFO",
+                "-B",
+                "--schedule",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
+                "--max-tasks-per-child",
+                str(settings.CELERY_WORKER_MAX_TASKS_PER_CHILD),
             ],
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
@@ -46,7 +61,9 @@ class Command(BaseCommand):
 
         atexit.register(stop_worker)
         self.stdout.write(f"Timbre is serving on http://{host}:{port}/ (worker pid {worker.pid})")
-        self.stdout.write(f"  API docs: http://{host}:{port}/api/docs/   Console: http://{host}:{port}/console/")
+        self.stdout.write(
+            f"  API docs: http://{host}:{port}/api/docs/   Console: http://{host}:{port}/console/"
+        )
         try:
             call_command("runserver", f"{host}:{port}", use_reloader=False)
         finally:

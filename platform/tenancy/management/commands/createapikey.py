@@ -17,8 +17,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("tenant", help="tenant slug")
         parser.add_argument("--name", default="operator key")
-        parser.add_argument("--scopes", default="synthesize,voices:read",
-                            help=f"comma-separated: {', '.join(ALL_SCOPES)}")
+        parser.add_argument(
+            "--scopes",
+            default="synthesize,voices:read",
+            help=f"comma-separated: {', '.join(ALL_SCOPES)}",
+        )
         parser.add_argument("--expires-days", type=int)
         parser.add_argument("--allowed-ips", default="", help="comma-separated IPs/CIDRs")
         parser.add_argument("--monthly-characters", type=int)

@@ -13,8 +13,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--name")
-        parser.add_argument("--plan", default="starter",
-                            choices=sorted(tenants.DEFAULT_PLANS))
+        parser.add_argument("--plan", default="starter", choices=sorted(tenants.DEFAULT_PLANS))
         parser.add_argument("--owner", help="email of an existing user to make owner")
 
     def handle(self, *args, slug, name, plan, owner, **options):

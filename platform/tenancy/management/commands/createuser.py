@@ -27,11 +27,11 @@ class Command(BaseCommand):
             except (EOFError, KeyboardInterrupt):
                 password = None
         try:
-            user = tenants.create_user(email, password or None, is_staff=superuser,
-                                       is_superuser=superuser)
+            user = tenants.create_user(
+                email, password or None, is_staff=superuser, is_superuser=superuser
+            )
             if tenant:
-                tenants.add_member(tenants.get_tenant_by_slug(tenant), user, role,
-                                   context=OPERATOR)
+                tenants.add_member(tenants.get_tenant_by_slug(tenant), user, role, context=OPERATOR)
         except ApiError as exc:
             raise CommandError(str(exc.detail)) from exc
         self.stdout.write(f"user {email} created" + (f" as {role} of {tenant}" if tenant else ""))

@@ -30,14 +30,16 @@ class Command(BaseCommand):
             tenants.add_member(tenant, user, "owner", context=OPERATOR)
         issued = keys.create_key(tenant, name="demo key", scopes=ALL_SCOPES, context=OPERATOR)
         self.stdout.write(
-            "\n".join([
-                "",
-                "=" * 72,
-                f"  Demo tenant : {tenant.slug}",
-                f"  Console     : {email} / {password}",
-                f"  API key     : {issued.token}",
-                "  (the key is shown once; run `make run` again for a new one)",
-                "=" * 72,
-                "",
-            ])
+            "\n".join(
+                [
+                    "",
+                    "=" * 72,
+                    f"  Demo tenant : {tenant.slug}",
+                    f"  Console     : {email} / {password}",
+                    f"  API key     : {issued.token}",
+                    "  (the key is shown once; run `make run` again for a new one)",
+                    "=" * 72,
+                    "",
+                ]
+            )
         )

@@ -1,0 +1,60 @@
+"""Admin console: server-rendered pages over the same services the API uses."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+
+from audit.models import AuditEvent
+from tenancy.models import ApiKey, Membership, Tenant
+from tenancy.roles import ROLE_SCOPES, Scope
+from tenancy.services import quotas, tenants
+
+
+def _membership_or_404(request, slug: str) -> Membership:
+    tenant = Tenant.objects.select_related("plan").filter(slug=slug).first()
+    membership = tenants.membership_for(request.user, tenant) if tenant else None
+    if membership is None:
+        raise Http404
+    return membership
+
+
+@login_required
+def home(request):
+    memberships = Membership.dangerously_unscoped.filter(user=request.user).select_related("tenant")
+    return render(request, "frontend/home.html", {"memberships": memberships})
+
+
+@login_required
+def tenant_overview(request, slug):
+    membership = _membership_or_404(request, slug)
+    tenant = membership.tenant
+    scopes = ROLE_SCOPES[membership.role]
+    keys = (
+        ApiKey.objects.for_tenant(tenant).order_by("-created_at")[:50]
+        if Scope.KEYS_READ in scopes
+        else None
+    )
+    return render(
+        request,
+        "frontend/tenant.html",
+        {
+            "tenant": tenant,
+            "membership": membership,
+            "keys": keys,
+            "quota": quotas.usage_summary(tenant),
+            "can_audit": Scope.AUDIT_READ in scopes,
+        },
+    )
+
+
+@login_required
+def tenant_audit(request, slug):
+    membership = _membership_or_404(request, slug)
+    if Scope.AUDIT_READ not in ROLE_SCOPES[membership.role]:
+        raise Http404
+    events = AuditEvent.objects.for_tenant(membership.tenant).order_by("-seq")[:200]
+    return render(
+        request,
+        "frontend/audit.html",
+        {"tenant": membership.tenant, "membership": membership, "events": events},
+    )
