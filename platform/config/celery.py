@@ -5,19 +5,27 @@ workers recycle after N tasks so memory cannot creep."""
 import os
 
 from celery import Celery
-from kombu import Queue
+from celery.signals import worker_process_init
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("timbre")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
-    task_queues=[Queue("gpu"), Queue("cpu")],
+    # Each queue has its own exchange and key: a shared default binding would copy every
+    # message into both queues.
+    task_queues=[
+        Queue("gpu", Exchange("gpu", type="direct"), routing_key="gpu"),
+        Queue("cpu", Exchange("cpu", type="direct"), routing_key="cpu"),
+    ],
     task_default_queue="cpu",
+    task_default_exchange="cpu",
+    task_default_routing_key="cpu",
     # Model work goes to `gpu` workers; everything else defaults to `cpu`.
     task_routes={
-        "synthesis.tasks.synthesize": {"queue": "gpu"},
-        "voices.tasks.fine_tune": {"queue": "gpu"},
+        "synthesis.tasks.synthesize": {"queue": "gpu", "routing_key": "gpu"},
+        "voices.tasks.fine_tune": {"queue": "gpu", "routing_key": "gpu"},
     },
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -32,6 +40,24 @@ app.conf.update(
             "task": "tenancy.tasks.refund_stale_reservations",
             "schedule": 300.0,
         },
+        "fail-stuck-synthesis": {
+            "task": "synthesis.tasks.fail_stuck_requests",
+            "schedule": 120.0,
+        },
     },
 )
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _pin_threads(**kwargs):
+    # One inference thread per worker process measured fastest on 2-core machines; scale out
+    # with processes, not threads.
+    threads = int(os.environ.get("TIMBRE_ONNX_THREADS", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass

@@ -233,6 +233,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        "polling_interval": 0.05,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"visibility_timeout": 3600}
@@ -241,3 +242,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_SYNTHESIS_TIME_LIMIT = env_int("SYNTHESIS_TIME_LIMIT", 120)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 200)
+
+# --- Synthesis and watermarking -----------------------------------------------------------
+SYNTHESIS_SYNC_TIMEOUT_S = env_int("SYNTHESIS_SYNC_TIMEOUT_S", 120)
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", not PRODUCTION)
+# "kid:base64secret,kid:base64secret": the first signs new clips; all are tried on detection.
+WATERMARK_KEYS = env("WATERMARK_KEYS", "")
+WATERMARK_BACKENDS = env_list("WATERMARK_BACKENDS", "builtin,audiowmark")
+WATERMARK_STRENGTH = float(env("WATERMARK_STRENGTH", "1.0"))
+WATERMARK_AUDIOWMARK_STRENGTH = float(env("WATERMARK_AUDIOWMARK_STRENGTH", "10"))

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 tenant_api = [
     path("", include("tenancy.api.urls")),
+    path("", include("synthesis.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +18,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include(tenant_api)),
     path("api/v1/tenants/<slug:tenant_slug>/", include(tenant_api)),
+    # OpenAI-compatible surface (the `openai` SDK with base_url=<host>/v1).
+    path("v1/", include("synthesis.api.openai_urls")),
     path("console/", include("frontend.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -35,6 +35,8 @@ class TenantScopedMixin:
     # action name or HTTP method -> required scope; "*" is the fallback. Unmapped = refused.
     required_scopes: dict[str, str | None] = {}
     scoped_model = None
+    # The manager method that scopes rows to the tenant; voices use "visible_to" (own + stock).
+    scope_method = "for_tenant"
     permission_classes = [IsAuthenticatedPrincipal]
 
     tenant: Tenant
@@ -105,7 +107,8 @@ class TenantScopedMixin:
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no rows
             return self.scoped_model.dangerously_unscoped.none()
-        return self.safely_get_queryset(self.scoped_model.objects.for_tenant(self.tenant))
+        scoped = getattr(self.scoped_model.objects, self.scope_method)(self.tenant)
+        return self.safely_get_queryset(scoped)
 
     def safely_get_queryset(self, queryset):
         return queryset

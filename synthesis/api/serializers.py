@@ -1,0 +1,91 @@
+from rest_framework import serializers
+
+from synthesis import audio
+from synthesis.models import SynthesisRequest
+
+CONTROL_FIELDS = ("speed", "pitch", "volume", "emotion", "intensity")
+
+
+class StrictSerializer(serializers.Serializer):
+    """Unknown fields are an error, not silently ignored (a typo must not go unnoticed)."""
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: "Unknown field." for name in unknown}, code="unknown_field"
+            )
+        return attrs
+
+
+class SynthesizeSerializer(StrictSerializer):
+    voice = serializers.CharField(max_length=100)
+    # Length limits are the plan's (checked by the service, with a dedicated error code).
+    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    format = serializers.CharField(default="wav", help_text=f"One of {', '.join(audio.FORMATS)}")
+    sample_rate = serializers.IntegerField(
+        required=False, allow_null=True, help_text="8000, 16000, 22050, 24000, 44100, 48000"
+    )
+    mode = serializers.ChoiceField(choices=SynthesisRequest.Mode.choices, default="sync")
+    delivery = serializers.ChoiceField(
+        choices=["audio", "url"],
+        default="audio",
+        help_text="sync mode: audio bytes, or JSON with a URL",
+    )
+    speed = serializers.FloatField(required=False, help_text="0.5 to 2.0")
+    pitch = serializers.FloatField(required=False, help_text="semitones, -6 to +6")
+    volume = serializers.FloatField(required=False, help_text="linear gain, 0 to 2")
+    emotion = serializers.CharField(
+        required=False, help_text="neutral, happy, sad, angry, calm, excited, whispery"
+    )
+    intensity = serializers.FloatField(required=False, help_text="0 to 1")
+    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+    def controls(self) -> dict:
+        return {k: self.validated_data[k] for k in CONTROL_FIELDS if k in self.validated_data}
+
+
+class SynthesisRequestSerializer(serializers.ModelSerializer):
+    voice = serializers.CharField(source="voice_slug")
+    error = serializers.SerializerMethodField()
+    timings = serializers.SerializerMethodField()
+    watermark = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SynthesisRequest
+        fields = [
+            "id",
+            "request_id",
+            "status",
+            "mode",
+            "voice",
+            "model_version",
+            "characters",
+            "text_sha256",
+            "controls",
+            "format",
+            "sample_rate",
+            "audio_seconds",
+            "audio_bytes",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "timings",
+            "error",
+            "watermark",
+        ]
+
+    def get_error(self, job) -> dict | None:
+        return {"code": job.error_code, "message": job.error_message} if job.error_code else None
+
+    def get_timings(self, job) -> dict:
+        return {
+            "queue_wait_ms": job.queue_wait_ms,
+            "synthesis_ms": job.synthesis_ms,
+            "encode_ms": job.encode_ms,
+        }
+
+    def get_watermark(self, job) -> dict | None:
+        if not job.watermark_backend:
+            return None
+        return {"backend": job.watermark_backend, "key_id": job.watermark_key_id}

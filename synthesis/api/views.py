@@ -1,0 +1,182 @@
+"""Native synthesis API: POST /api/v1/synthesize and the job resource."""
+
+from __future__ import annotations
+
+import django_filters
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core.errors import ApiError, Conflict
+from synthesis import audio, channels, services
+from synthesis.api.serializers import SynthesisRequestSerializer, SynthesizeSerializer
+from synthesis.models import SynthesisRequest
+from synthesis.webhooks import check_url
+from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
+from tenancy.models import ApiKey
+from tenancy.roles import Scope
+
+# Worker-side failures and the HTTP status they surface as.
+FAILURE_STATUS = {
+    "watermark_failed": 422,
+    "text_empty": 400,
+    "text_unspeakable": 400,
+    "synthesis_timeout": 504,
+    "worker_lost": 503,
+    "synthesis_failed": 500,
+}
+
+
+def job_headers(job: SynthesisRequest) -> dict[str, str]:
+    return {
+        "X-Synthesis-Id": str(job.pk),
+        "X-Model-Version": job.model_version,
+        "X-Characters-Billed": str(job.characters if job.status != "failed" else 0),
+    }
+
+
+def failure_error(job: SynthesisRequest) -> ApiError:
+    return ApiError(
+        job.error_message or "Synthesis failed.",
+        code=job.error_code,
+        status_code=FAILURE_STATUS.get(job.error_code, 500),
+        headers=job_headers(job),
+    )
+
+
+def submit_from(view, params: services.SynthesisParams) -> SynthesisRequest:
+    request = view.request
+    if params.webhook_url:
+        check_url(params.webhook_url)
+    api_key = request.auth if isinstance(request.auth, ApiKey) else None
+    return services.submit(view.tenant, api_key, params, request.request_id)
+
+
+def streaming_response(job: SynthesisRequest) -> HttpResponse:
+    """Stream the worker's chunks; a failure before the first byte is a normal error."""
+    messages = channels.get_channel().consume(str(job.pk), services.stream_timeout())
+    first = next(messages)
+    if first.kind == channels.END:
+        job.refresh_from_db()
+        raise failure_error(job)
+
+    def body():
+        yield first.data
+        for message in messages:
+            if message.kind == channels.CHUNK:
+                yield message.data
+
+    response = StreamingHttpResponse(body(), content_type=audio.CONTENT_TYPES[job.format])
+    for name, value in job_headers(job).items():
+        response[name] = value
+    return response
+
+
+def finished_response(job: SynthesisRequest, delivery: str) -> HttpResponse:
+    if job.status != SynthesisRequest.Status.SUCCEEDED:
+        raise failure_error(job)
+    if delivery == "url":
+        data = SynthesisRequestSerializer(job).data
+        data["audio_url"] = services.download_url(job)
+        response = Response(data)
+    else:
+        response = HttpResponse(
+            services.audio_bytes(job), content_type=audio.CONTENT_TYPES[job.format]
+        )
+        response["Content-Disposition"] = (
+            f'inline; filename="{job.pk}.{audio.FILE_EXTENSIONS[job.format]}"'
+        )
+    response["X-Audio-Duration"] = str(job.audio_seconds)
+    for name, value in job_headers(job).items():
+        response[name] = value
+    return response
+
+
+class SynthesizeView(TenantScopedAPIView):
+    """Turn text into speech. `mode`: `sync` (audio, or JSON with a URL when
+    `delivery=url`), `stream` (chunked audio as sentences complete) or `async` (202 + job)."""
+
+    required_scopes = {"POST": Scope.SYNTHESIZE}
+
+    @extend_schema(
+        request=SynthesizeSerializer,
+        responses={
+            (200, "audio/*"): OpenApiTypes.BINARY,
+            (200, "application/json"): SynthesisRequestSerializer,
+            202: SynthesisRequestSerializer,
+        },
+    )
+    def post(self, request, *args, **kwargs):
+        params = SynthesizeSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        job = submit_from(
+            self,
+            services.SynthesisParams(
+                voice=data["voice"],
+                text=data["text"],
+                format=data["format"],
+                sample_rate=data.get("sample_rate"),
+                mode=data["mode"],
+                controls=params.controls(),
+                webhook_url=data.get("webhook_url", ""),
+            ),
+        )
+        if job.mode == SynthesisRequest.Mode.ASYNC:
+            response = Response(
+                SynthesisRequestSerializer(job).data, status=status.HTTP_202_ACCEPTED
+            )
+            response["Location"] = f"/api/v1/synthesis-requests/{job.pk}"
+            for name, value in job_headers(job).items():
+                response[name] = value
+            return response
+        if job.mode == SynthesisRequest.Mode.STREAM:
+            return streaming_response(job)
+        return finished_response(services.wait(job), data["delivery"])
+
+
+class SynthesisRequestFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = SynthesisRequest
+        fields = ["status", "mode", "voice_slug", "model_version", "api_key", "request_id"]
+
+
+class SynthesisRequestViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
+):
+    """Synthesis jobs: poll an async job, fetch its audio, list history."""
+
+    scoped_model = SynthesisRequest
+    serializer_class = SynthesisRequestSerializer
+    filterset_class = SynthesisRequestFilter
+    required_scopes = {
+        "list": Scope.USAGE_READ,
+        "retrieve": Scope.SYNTHESIZE,
+        "audio": Scope.SYNTHESIZE,
+    }
+
+    def safely_get_queryset(self, queryset):
+        return queryset.order_by("-created_at")
+
+    def retrieve(self, request, *args, **kwargs):
+        job = self.get_object()
+        data = SynthesisRequestSerializer(job).data
+        if job.status == SynthesisRequest.Status.SUCCEEDED:
+            data["audio_url"] = services.download_url(job)
+        return Response(data, headers=job_headers(job))
+
+    @extend_schema(responses={302: OpenApiResponse(description="Redirect to the audio")})
+    @action(detail=True, methods=["get"])
+    def audio(self, request, *args, **kwargs):
+        job = self.get_object()
+        if job.status == SynthesisRequest.Status.FAILED:
+            raise failure_error(job)
+        if job.status != SynthesisRequest.Status.SUCCEEDED:
+            raise Conflict("The audio is not ready yet.", code="not_ready")
+        return HttpResponseRedirect(services.download_url(job), headers=job_headers(job))

@@ -1,0 +1,124 @@
+"""Result channel from a worker to the web process that waits on a request.
+
+The worker publishes audio chunks (streaming mode) and one final `end` message for every
+request; the web process consumes them. Redis lists when `REDIS_URL` is set (BLPOP wakes the
+consumer at once); files under VAR_DIR in the embedded mode, polled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+
+CHUNK, END = b"c", b"e"
+TTL_SECONDS = 900
+
+
+@dataclass
+class Message:
+    kind: bytes
+    data: bytes
+
+    @property
+    def end(self) -> dict:
+        return json.loads(self.data)
+
+
+class ChannelTimeout(TimeoutError):
+    pass
+
+
+class RedisChannel:
+    def __init__(self, url: str):
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+
+    @staticmethod
+    def _key(request_id: str) -> str:
+        return f"timbre:synthesis:channel:{request_id}"
+
+    def publish(self, request_id: str, kind: bytes, data: bytes) -> None:
+        key = self._key(request_id)
+        pipe = self.redis.pipeline()
+        pipe.rpush(key, kind + data)
+        pipe.expire(key, TTL_SECONDS)
+        pipe.execute()
+
+    def consume(self, request_id: str, timeout: float) -> Iterator[Message]:
+        key, deadline = self._key(request_id), time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChannelTimeout(request_id)
+            item = self.redis.blpop([key], timeout=max(1, min(5, int(remaining))))
+            if item is None:
+                continue
+            message = Message(item[1][:1], item[1][1:])
+            yield message
+            if message.kind == END:
+                self.redis.delete(key)
+                return
+
+
+class FileChannel:
+    """Embedded mode: one numbered file per message, written atomically."""
+
+    POLL_S = 0.02
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def publish(self, request_id: str, kind: bytes, data: bytes) -> None:
+        folder = self.root / request_id
+        folder.mkdir(parents=True, exist_ok=True)
+        index = len([p for p in folder.iterdir() if p.suffix == ".msg"])
+        tmp = folder / f"{index:06d}.tmp"
+        tmp.write_bytes(kind + data)
+        os.replace(tmp, folder / f"{index:06d}.msg")
+
+    def consume(self, request_id: str, timeout: float) -> Iterator[Message]:
+        folder, index = self.root / request_id, 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            path = folder / f"{index:06d}.msg"
+            if not path.exists():
+                time.sleep(self.POLL_S)
+                continue
+            raw = path.read_bytes()
+            path.unlink()
+            index += 1
+            message = Message(raw[:1], raw[1:])
+            yield message
+            if message.kind == END:
+                return
+        raise ChannelTimeout(request_id)
+
+
+@lru_cache(maxsize=1)
+def get_channel():
+    if settings.REDIS_URL:
+        return RedisChannel(settings.REDIS_URL)
+    return FileChannel(settings.VAR_DIR / "channels")
+
+
+def publish_chunk(request_id: str, data: bytes) -> None:
+    get_channel().publish(request_id, CHUNK, data)
+
+
+def publish_end(request_id: str, **status) -> None:
+    get_channel().publish(request_id, END, json.dumps(status).encode())
+
+
+def wait_for_end(request_id: str, timeout: float) -> dict:
+    for message in get_channel().consume(request_id, timeout):
+        if message.kind == END:
+            return message.end
+    raise ChannelTimeout(request_id)

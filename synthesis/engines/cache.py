@@ -1,0 +1,111 @@
+"""Per-process cache of loaded engines, keyed by model version id.
+
+Loaded on first use; each new version is sanity-checked with a short synthesis before it is
+served. `swap` loads a replacement beside the live one and switches atomically, so requests in
+flight keep the engine they started with. Nothing is shared between tenants except immutable
+model weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from synthesis.engines.base import Engine, ModelVersionSpec, SynthesisControls
+
+logger = logging.getLogger(__name__)
+SANITY_TEXT = "Voice check."
+
+
+class EngineLoadError(RuntimeError):
+    pass
+
+
+def create_engine(spec: ModelVersionSpec) -> Engine:
+    if spec.engine == "piper":
+        from synthesis.engines.piper_engine import PiperEngine
+
+        engine = PiperEngine()
+    else:
+        raise EngineLoadError(f"unknown engine {spec.engine!r}")
+    engine.load(spec)
+    return engine
+
+
+def sanity_check(engine: Engine) -> None:
+    audio = engine.synthesize(SANITY_TEXT, SynthesisControls())
+    if audio.size < engine.sample_rate * 0.2 or not np.isfinite(audio).all():
+        raise EngineLoadError(f"{engine.spec.id} failed its sanity synthesis")
+    if float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < 1e-4:
+        raise EngineLoadError(f"{engine.spec.id} produced silence in its sanity synthesis")
+
+
+class EngineCache:
+    def __init__(
+        self, max_engines: int = 3, factory: Callable[[ModelVersionSpec], Engine] = create_engine
+    ):
+        self.max_engines = max_engines
+        self.factory = factory
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _load(self, spec: ModelVersionSpec) -> Engine:
+        engine = self.factory(spec)
+        try:
+            sanity_check(engine)
+        except Exception:
+            engine.close()
+            raise
+        logger.info("loaded model version %s", spec.id)
+        return engine
+
+    def get(self, spec: ModelVersionSpec) -> Engine:
+        with self._lock:
+            engine = self._engines.get(spec.id)
+            if engine is not None:
+                self._engines.move_to_end(spec.id)
+                return engine
+        engine = self._load(spec)  # outside the lock: other versions keep serving
+        with self._lock:
+            self._engines.setdefault(spec.id, engine)
+            self._engines.move_to_end(spec.id)
+            self._evict()
+            return self._engines[spec.id]
+
+    def swap(self, spec: ModelVersionSpec) -> Engine:
+        """Reload a version (e.g. a new artefact) and replace the live one atomically."""
+        fresh = self._load(spec)
+        with self._lock:
+            old = self._engines.get(spec.id)
+            self._engines[spec.id] = fresh
+            self._engines.move_to_end(spec.id)
+            self._evict()
+        if old is not None and old is not fresh:
+            old.close()
+        return fresh
+
+    def _evict(self) -> None:
+        while len(self._engines) > self.max_engines:
+            version, engine = self._engines.popitem(last=False)
+            logger.info("evicting model version %s", version)
+            engine.close()
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._engines)
+
+
+_cache: EngineCache | None = None
+
+
+def engine_cache() -> EngineCache:
+    global _cache
+    if _cache is None:
+        import os
+
+        _cache = EngineCache(max_engines=int(os.environ.get("SYNTHESIS_ENGINE_CACHE_SIZE", "3")))
+    return _cache
