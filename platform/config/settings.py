@@ -42,6 +42,8 @@ PRODUCTION = TIMBRE_ENV == "production"
 INSECURE_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 SECRET_KEY = env("SECRET_KEY", INSECURE_SECRET_KEY)
+# Old keys keep sessions and signed links valid while a new SECRET_KEY rolls out.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -89,6 +91,7 @@ MIDDLEWARE = [
     # Outermost after the request id, so errors raised by any middleware get the JSON shape.
     "core.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -216,6 +219,8 @@ QUOTA_RESERVATION_TTL = timedelta(minutes=env_int("QUOTA_RESERVATION_TTL_MIN", 3
 
 # --- Object storage ----------------------------------------------------------------------
 S3_ENDPOINT = env("S3_ENDPOINT")  # host:port or URL; unset = local files
+# The endpoint clients use to download (presigned URLs are signed for this host).
+S3_PUBLIC_ENDPOINT = env("S3_PUBLIC_ENDPOINT")
 S3_ACCESS_KEY = env("S3_ACCESS_KEY", "")
 S3_SECRET_KEY = env("S3_SECRET_KEY", "")
 S3_BUCKET = env("S3_BUCKET", "timbre")
@@ -244,7 +249,8 @@ CELERY_SYNTHESIS_TIME_LIMIT = env_int("SYNTHESIS_TIME_LIMIT", 120)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 200)
 
 # --- Synthesis and watermarking -----------------------------------------------------------
-SYNTHESIS_SYNC_TIMEOUT_S = env_int("SYNTHESIS_SYNC_TIMEOUT_S", 120)
+# The queue synthesis jobs go to (`gpu` workers; a CPU worker serves it where there is no GPU).
+SYNTHESIS_QUEUE = env("SYNTHESIS_QUEUE", "gpu")
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", not PRODUCTION)
 # "kid:base64secret,kid:base64secret": the first signs new clips; all are tried on detection.
 WATERMARK_KEYS = env("WATERMARK_KEYS", "")

@@ -115,7 +115,7 @@ class S3Storage(Storage):
             if filename
             else None
         )
-        return self.client.presigned_get_object(
+        return self.public_client.presigned_get_object(
             self.bucket,
             key,
             expires=expires or settings.PRESIGNED_URL_TTL,

@@ -146,6 +146,7 @@ def test_stale_reservations_are_refunded(make_tenant):
 
 
 @pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 def test_housekeeping_task_runs_on_a_real_worker(celery_worker, make_tenant):
     from tenancy.tasks import refund_stale_reservations
 
