@@ -36,10 +36,13 @@ class ChannelTimeout(TimeoutError):
 
 
 class RedisChannel:
+    BLOCK_S = 5
+
     def __init__(self, url: str):
         import redis
 
-        self.redis = redis.Redis.from_url(url)
+        # BLPOP blocks for up to BLOCK_S; the socket must wait longer than that.
+        self.redis = redis.Redis.from_url(url, socket_timeout=self.BLOCK_S + 10)
 
     @staticmethod
     def _key(request_id: str) -> str:
@@ -58,7 +61,7 @@ class RedisChannel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ChannelTimeout(request_id)
-            item = self.redis.blpop([key], timeout=max(1, min(5, int(remaining))))
+            item = self.redis.blpop([key], timeout=max(1, min(self.BLOCK_S, int(remaining))))
             if item is None:
                 continue
             message = Message(item[1][:1], item[1][1:])

@@ -79,9 +79,14 @@ def s3_storage(s3_server):
 
 @pytest.fixture(autouse=True)
 def clean_cache():
-    from django.core.cache import cache
+    """Rate-limit windows must not leak between tests. Only this run's keys are removed
+    (cache.clear() would flush every run sharing the Redis database)."""
+    import redis
 
-    cache.clear()  # rate-limit windows must not leak between tests
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    for key in client.scan_iter(match=f"{prefix}:*", count=500):
+        client.delete(key)
     yield
 
 
@@ -188,6 +193,7 @@ def _worker_env(extra: dict | None = None) -> dict:
         "S3_ACCESS_KEY": settings.S3_ACCESS_KEY,
         "S3_SECRET_KEY": settings.S3_SECRET_KEY,
         "S3_BUCKET": settings.S3_BUCKET,
+        "SYNTHESIS_QUEUE": settings.SYNTHESIS_QUEUE,
     }
     env.update(extra or {})
     return env
@@ -248,12 +254,30 @@ class WorkerProcess:
                 self.process.wait()
 
 
-@pytest.fixture
-def celery_worker(transactional_db):
-    """A real worker process consuming both queues, bound to the test database."""
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real worker process (two children) consuming both queues, bound to the test
+    database for the whole session. Tests that use it need `django_db(transaction=True)` so
+    the worker sees their rows."""
     from config.celery import app
 
-    app.control.purge()
-    worker = WorkerProcess("gpu,cpu", _worker_env())
+    with django_db_blocker.unblock():
+        app.control.purge()
+        worker = WorkerProcess("gpu,cpu", _worker_env(), concurrency=2)
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def start_worker(django_db_setup):
+    """Start extra workers with their own environment (e.g. another watermark setting)."""
+    started: list[WorkerProcess] = []
+
+    def start(queues: str = "gpu,cpu", concurrency: int = 1, **env) -> WorkerProcess:
+        worker = WorkerProcess(queues, _worker_env(env), concurrency=concurrency)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,11 +1,17 @@
 """Loaded with `-p tests.testenv` before pytest-django reads settings: the test suite talks
-to the real PostgreSQL and Redis on localhost unless the environment says otherwise."""
+to the real PostgreSQL and Redis on localhost unless the environment says otherwise.
+
+Each run gets its own database, cache prefix and broker key prefix, so two suites running at
+once on one machine (or a developer's and CI's) never see each other's data or tasks."""
 
 import os
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/timbre")
+RUN = f"{os.getpid()}"
+
+os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/timbre_{RUN}")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
-os.environ.setdefault("CACHE_KEY_PREFIX", f"timbre-test-{os.getpid()}")
-os.environ.setdefault("TIMBRE_VAR_DIR", f"/tmp/timbre-test-{os.getpid()}")
+os.environ.setdefault("CELERY_BROKER_KEYPREFIX", f"timbre-test-{RUN}:")
+os.environ.setdefault("CACHE_KEY_PREFIX", f"timbre-test-{RUN}")
+os.environ.setdefault("TIMBRE_VAR_DIR", f"/tmp/timbre-test-{RUN}")
 os.environ.setdefault("OMP_NUM_THREADS", "1")

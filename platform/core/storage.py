@@ -51,6 +51,21 @@ class Storage:
         raise NotImplementedError
 
 
+def _minio_client(endpoint: str, access_key: str, secret_key: str, region: str, secure: bool):
+    from minio import Minio
+
+    url = endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}"
+    parsed = urlparse(url)
+    # An explicit region means presigning needs no round trip to the server.
+    return Minio(
+        parsed.netloc,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=parsed.scheme == "https",
+        region=region,
+    )
+
+
 class S3Storage(Storage):
     def __init__(
         self,
@@ -60,19 +75,15 @@ class S3Storage(Storage):
         bucket: str,
         region: str,
         secure: bool,
+        public_endpoint: str | None = None,
     ):
-        from minio import Minio
-
-        parsed = urlparse(
-            endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}"
-        )
         self.bucket = bucket
-        self.client = Minio(
-            parsed.netloc,
-            access_key=access_key,
-            secret_key=secret_key,
-            secure=parsed.scheme == "https",
-            region=region,
+        self.client = _minio_client(endpoint, access_key, secret_key, region, secure)
+        # Presigned URLs must name the host clients reach, which may differ from ours.
+        self.public_client = (
+            _minio_client(public_endpoint, access_key, secret_key, region, secure)
+            if public_endpoint
+            else self.client
         )
 
     def ensure_bucket(self) -> None:
@@ -187,5 +198,6 @@ def get_storage() -> Storage:
             settings.S3_BUCKET,
             settings.S3_REGION,
             settings.S3_SECURE,
+            settings.S3_PUBLIC_ENDPOINT,
         )
     return LocalStorage(settings.LOCAL_STORAGE_ROOT)

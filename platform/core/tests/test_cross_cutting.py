@@ -91,6 +91,22 @@ def test_s3_storage_round_trip_and_presigned_url(s3_storage):
         s3_storage.get(key)
 
 
+def test_presigned_urls_name_the_public_endpoint():
+    from core.storage import S3Storage
+
+    backend = S3Storage(
+        "minio:9000",
+        "k",
+        "s",
+        "bucket",
+        "us-east-1",
+        False,
+        public_endpoint="https://media.example.com",
+    )
+    url = backend.url("tenants/t/a.wav", expires=timedelta(seconds=30))
+    assert url.startswith("https://media.example.com/bucket/tenants/t/a.wav?")
+
+
 def test_storage_keys_are_tenant_prefixed_and_safe():
     assert tenant_key("abc", "clips", "x.wav") == "tenants/abc/clips/x.wav"
     for bad in ("../other", "", "a/../../b"):
