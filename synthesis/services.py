@@ -125,8 +125,9 @@ def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> Synthes
 def dispatch(job: SynthesisRequest) -> None:
     from synthesis.tasks import synthesize
 
-    synthesize.apply_async(args=[str(job.pk)], queue=settings.SYNTHESIS_QUEUE,
-                           routing_key=settings.SYNTHESIS_QUEUE)
+    synthesize.apply_async(
+        args=[str(job.pk)], queue=settings.SYNTHESIS_QUEUE, routing_key=settings.SYNTHESIS_QUEUE
+    )
 
 
 # --- execution (worker process) ------------------------------------------------------------

@@ -26,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args, port, host, worker_concurrency, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo")
-        for folder in ("out", "processed"):
+        for folder in ("out", "processed", "control"):
             (settings.BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
         worker = subprocess.Popen(
             [
