@@ -11,4 +11,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("<slug:slug>/", views.tenant_overview, name="tenant"),
     path("<slug:slug>/audit/", views.tenant_audit, name="audit"),
+    path("<slug:slug>/watermark/", views.watermark_detect, name="watermark"),
 ]

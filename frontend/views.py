@@ -1,10 +1,13 @@
 """Admin console: server-rendered pages over the same services the API uses."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 
 from audit.models import AuditEvent
+from audit.services import context_from_request
+from synthesis import audio, watermarking
 from tenancy.models import ApiKey, Membership, Tenant
 from tenancy.roles import ROLE_SCOPES, Scope
 from tenancy.services import quotas, tenants
@@ -57,4 +60,36 @@ def tenant_audit(request, slug):
         request,
         "frontend/audit.html",
         {"tenant": membership.tenant, "membership": membership, "events": events},
+    )
+
+
+@login_required
+def watermark_detect(request, slug):
+    """Auditors upload a clip found in the wild and learn which request made it."""
+    membership = _membership_or_404(request, slug)
+    if Scope.AUDIT_READ not in ROLE_SCOPES[membership.role]:
+        raise Http404
+    result = error = None
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            error = "Choose an audio file to check."
+        elif upload.size > settings.WATERMARK_DETECT_MAX_BYTES:
+            error = "The file is too large."
+        else:
+            try:
+                result = watermarking.identify(
+                    membership.tenant, upload.read(), context_from_request(request)
+                )
+            except audio.AudioError as exc:
+                error = exc.message
+    return render(
+        request,
+        "frontend/watermark.html",
+        {
+            "tenant": membership.tenant,
+            "membership": membership,
+            "result": result,
+            "error": error,
+        },
     )

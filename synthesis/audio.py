@@ -1,6 +1,6 @@
 """Edge codecs: encode synthesized audio, decode untrusted uploads.
 
-Encoding: wav/flac/ogg(vorbis) via soundfile (in memory); mp3 and opus via an
+Encoding: wav/flac via soundfile (in memory); ogg (Vorbis), mp3 and opus via an
 ffmpeg subprocess over stdin/stdout pipes (no temp files).
 
 Opus only runs at 8/12/16/24/48 kHz, so an opus request for 22050 or 44100 Hz
@@ -58,9 +58,11 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_DURATION_S = 600.0
 FFMPEG_TIMEOUT_S = 120
 
-# bitrate per format; speech-tuned so a minute of mp3 is ~0.5 MB
-_MP3_KBPS = {8000: 24, 16000: 32, 22050: 48, 24000: 48, 44100: 64, 48000: 64}
-_OPUS_KBPS = 32
+# Lossy bitrates are chosen so the built-in watermark survives the platform's own encoding
+# (measured in docs/watermark.md: mp3 48k, opus 32k at 24 kHz and vorbis q4 erase it).
+_MP3_KBPS = {8000: 64, 16000: 64, 22050: 96, 24000: 96, 44100: 128, 48000: 128}
+_OPUS_KBPS = {8000: 32, 12000: 48, 16000: 48, 24000: 64, 48000: 64}
+VORBIS_QUALITY = 8
 
 
 class AudioError(ValueError):
@@ -124,9 +126,18 @@ def _ffmpeg_encode_args(fmt: str, in_sr: int, out_sr: int, streaming: bool) -> l
         if streaming:
             args += ["-write_xing", "0"]  # header would claim a wrong (unknown) length
     elif fmt == "opus":
-        args += ["-c:a", "libopus", "-b:a", f"{_OPUS_KBPS}k", "-application", "voip", "-f", "ogg"]
+        args += [
+            "-c:a",
+            "libopus",
+            "-b:a",
+            f"{_OPUS_KBPS[out_sr]}k",
+            "-application",
+            "voip",
+            "-f",
+            "ogg",
+        ]
     elif fmt == "ogg":
-        args += ["-c:a", "libvorbis", "-q:a", "4", "-f", "ogg"]
+        args += ["-c:a", "libvorbis", "-q:a", str(VORBIS_QUALITY), "-f", "ogg"]
     elif fmt == "flac":
         args += ["-c:a", "flac", "-f", "flac"]
     else:
@@ -145,12 +156,9 @@ def encode(samples: np.ndarray, sr: int, fmt: str, target_sr: int | None = None)
     pcm = to_int16(x)
     if fmt == "pcm":
         return pcm.tobytes()
-    if fmt in ("wav", "flac", "ogg"):
+    if fmt in ("wav", "flac"):
         buf = io.BytesIO()
-        if fmt == "ogg":
-            sf.write(buf, np.clip(x, -1.0, 1.0), out_sr, format="OGG", subtype="VORBIS")
-        else:
-            sf.write(buf, pcm, out_sr, format=fmt.upper(), subtype="PCM_16")
+        sf.write(buf, pcm, out_sr, format=fmt.upper(), subtype="PCM_16")
         return buf.getvalue()
     proc = subprocess.run(
         _ffmpeg_encode_args(fmt, out_sr, out_sr, streaming=False),

@@ -51,24 +51,21 @@ def payload_for(request_uuid, key: bytes, bits: int) -> bytes:
     return digest[: bits // 8]
 
 
-@lru_cache(maxsize=1)
-def backends() -> list[WatermarkBackend]:
-    """The configured backends that are usable here, in order (the first is primary)."""
+def make_backend(name: str) -> WatermarkBackend:
     from synthesis.watermark.audiowmark import AudiowmarkWatermark
     from synthesis.watermark.builtin import BuiltinWatermark
 
-    known = {
-        "builtin": lambda: BuiltinWatermark(strength=settings.WATERMARK_STRENGTH),
-        "audiowmark": lambda: AudiowmarkWatermark(strength=settings.WATERMARK_AUDIOWMARK_STRENGTH),
-    }
-    chosen = []
-    for name in settings.WATERMARK_BACKENDS:
-        factory = known.get(name)
-        if factory is None:
-            raise WatermarkFailed(f"unknown watermark backend {name!r}")
-        backend = factory()
-        if backend.available():
-            chosen.append(backend)
+    if name == "builtin":
+        return BuiltinWatermark(strength=settings.WATERMARK_STRENGTH)
+    if name == "audiowmark":
+        return AudiowmarkWatermark(strength=settings.WATERMARK_AUDIOWMARK_STRENGTH)
+    raise WatermarkFailed(f"unknown watermark backend {name!r}")
+
+
+@lru_cache(maxsize=1)
+def backends() -> list[WatermarkBackend]:
+    """The configured backends that are usable here, in order (the first is primary)."""
+    chosen = [b for b in map(make_backend, settings.WATERMARK_BACKENDS) if b.available()]
     if not chosen:
         raise WatermarkFailed("no watermark backend is available")
     return chosen
@@ -88,3 +85,100 @@ def watermark_clip(job, samples: np.ndarray, sr: int) -> np.ndarray:
     job.watermark_key_id = key_id
     job.watermark_payload = payload_for(job.pk, key, primary.payload_bits).hex()
     return marked
+
+
+# --- detection ---------------------------------------------------------------------------
+def detect_samples(samples: np.ndarray, sr: int) -> tuple[str, object]:
+    """Run the built-in detector with every configured key. Returns (backend name, Detection).
+
+    Only the built-in mark is self-synchronising and decodable without candidates; an
+    audiowmark pattern is confirmed against the request the built-in payload points to.
+    """
+    backend = make_backend("builtin")
+    return backend.name, backend.detect(samples, sr, keys())
+
+
+def find_requests(payload_hex: str, key_id: str, limit: int = 10) -> list:
+    """Requests a decoded payload belongs to, across tenants (callers decide what to show).
+
+    Usually one; a 40-bit payload can collide (about N / 2**40 per lookup with N stored
+    requests), so callers must handle several.
+    """
+    from synthesis.models import SynthesisRequest
+
+    return list(
+        SynthesisRequest.dangerously_unscoped.select_related("api_key", "tenant")
+        .filter(watermark_payload=payload_hex, watermark_key_id=key_id)
+        .order_by("-created_at")[:limit]
+    )
+
+
+def _describe(job, key_id: str) -> dict:
+    return {
+        "id": str(job.pk),
+        "request_id": job.request_id,
+        "tenant": job.tenant.slug,
+        "api_key": job.api_key.masked if job.api_key else None,
+        "voice": job.voice_slug,
+        "model_version": job.model_version,
+        "created_at": job.created_at.isoformat(),
+        "text_sha256": job.text_sha256,
+        "key_id": key_id,
+    }
+
+
+def identify(tenant, data: bytes, context=None) -> dict:
+    """Detect a mark in an uploaded clip and say what it traces to, as far as `tenant` may
+    know: full details for its own requests; only "another tenant" for anyone else's. Every
+    detection is audited."""
+    from audit import services as audit
+    from synthesis import audio
+
+    samples, sr = audio.decode(
+        data,
+        max_bytes=settings.WATERMARK_DETECT_MAX_BYTES,
+        max_duration_s=settings.WATERMARK_DETECT_MAX_SECONDS,
+    )
+    backend, detection = detect_samples(samples, sr)
+    result = {
+        "verdict": detection.verdict,
+        "backend": backend,
+        "confidence": round(float(detection.confidence), 4),
+        "reason": detection.reason,
+    }
+    own: list = []
+    if detection.verdict == "watermarked":
+        matches = find_requests(detection.payload.hex(), detection.key_id)
+        own = [job for job in matches if job.tenant_id == tenant.pk]
+        if not matches:
+            result.update(
+                verdict="inconclusive",
+                reason="The mark decodes to no request this deployment made.",
+            )
+        elif len(matches) > 1:
+            # A payload collision: say so rather than name the wrong request.
+            result["ambiguous"] = True
+            result["candidates"] = [_describe(job, detection.key_id) for job in own]
+            result["reason"] = f"The mark matches {len(matches)} requests; " + (
+                "candidates from this tenant are listed." if own else "none is this tenant's."
+            )
+        elif own:
+            result["request"] = _describe(own[0], detection.key_id)
+            result["reason"] = "The clip was made by this tenant."
+        else:
+            result["owner"] = "another_tenant"
+            result["reason"] = "This is a Timbre clip made by another tenant."
+    job = own[0] if len(own) == 1 else None
+    audit.record(
+        "watermark.detect",
+        tenant=tenant,
+        context=context,
+        target=job if own else None,
+        after={
+            "verdict": result["verdict"],
+            "owner": result.get("owner", "self" if own else None),
+            "clip_sha256": hashlib.sha256(data).hexdigest(),
+            "seconds": round(len(samples) / sr, 2),
+        },
+    )
+    return result

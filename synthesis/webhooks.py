@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 
 from core.errors import ApiError
+from tenancy.services.tenants import webhook_signing_secret
 
 
 class WebhookDeliveryError(RuntimeError):
@@ -27,12 +28,6 @@ class WebhookDeliveryError(RuntimeError):
 
 class InvalidWebhookUrl(ApiError):
     default_code = "invalid_webhook_url"
-
-
-def signing_secret(tenant) -> str:
-    return hmac.new(
-        settings.SECRET_KEY.encode(), f"webhook:{tenant.pk}".encode(), hashlib.sha256
-    ).hexdigest()
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -77,7 +72,7 @@ def deliver(job_id: str) -> None:
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Timbre-Webhooks/1",
-            "Timbre-Signature": sign(signing_secret(job.tenant), body),
+            "Timbre-Signature": sign(webhook_signing_secret(job.tenant), body),
         },
     )
     try:

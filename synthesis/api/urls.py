@@ -2,6 +2,7 @@ from django.urls import re_path
 
 from core.routers import OptionalSlashRouter
 from synthesis.api import views
+from synthesis.api.watermark import WatermarkDetectView
 from voices.api.views import VoiceViewSet
 
 router = OptionalSlashRouter()
@@ -10,5 +11,6 @@ router.register("voices", VoiceViewSet, basename="voice")
 
 urlpatterns = [
     re_path(r"^synthesize/?$", views.SynthesizeView.as_view(), name="synthesize"),
+    re_path(r"^watermark/detect/?$", WatermarkDetectView.as_view(), name="watermark-detect"),
     *router.urls,
 ]

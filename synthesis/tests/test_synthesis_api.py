@@ -16,9 +16,10 @@ import soundfile as sf
 
 from synthesis import asr, audio, dsp
 from synthesis.models import SynthesisRequest
-from synthesis.webhooks import sign, signing_secret
+from synthesis.webhooks import sign
 from tenancy.models import QuotaCounter, UsageRecord
 from tenancy.services import quotas
+from tenancy.services.tenants import webhook_signing_secret
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -194,7 +195,7 @@ def test_async_job_polls_downloads_and_signs_its_webhook(synth, tenant):
         payload, signature, body = received[0]
         assert payload["type"] == "synthesis.succeeded" and payload["data"]["id"] == job["id"]
         timestamp = int(signature.split(",")[0][2:])
-        assert signature == sign(signing_secret(tenant), body, timestamp)
+        assert signature == sign(webhook_signing_secret(tenant), body, timestamp)
     finally:
         server.shutdown()
 

@@ -161,6 +161,8 @@ class TenantView(TenantScopedAPIView):
         data["quota"] = quotas.usage_summary(self.tenant)
         if key is not None and key.monthly_character_limit is not None:
             data["key_quota"] = quotas.usage_summary(self.tenant, key)
+        if Scope.ADMIN in self.granted_scopes:
+            data["webhook_signing_secret"] = tenants.webhook_signing_secret(self.tenant)
         return Response(data)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -221,6 +225,13 @@ def create_user(email: str, password: str | None = None, **extra):
     if User.objects.filter(username=email).exists():
         raise InvalidRequest(f"A user {email!r} exists.", code="user_exists")
     return User.objects.create_user(username=email, email=email, password=password, **extra)
+
+
+def webhook_signing_secret(tenant: Tenant) -> str:
+    """Per-tenant secret for webhook signatures, derived so that nothing extra is stored;
+    rotating SECRET_KEY rotates it."""
+    message = f"webhook:{tenant.pk}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
 def get_tenant_by_slug(slug: str) -> Tenant:

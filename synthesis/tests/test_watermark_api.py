@@ -1,0 +1,203 @@
+"""Every clip is watermarked; detection traces it to its request for the owning tenant only."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from audit.models import AuditEvent
+from synthesis import watermarking
+from synthesis.models import SynthesisRequest
+from tenancy.services import quotas
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+TEXT = "Your verification code is four two seven nine. It expires in ten minutes."
+
+
+@pytest.fixture
+def synthesize(celery_worker, make_key, client_for):
+    def run(tenant, fmt="wav", text=TEXT):
+        client = client_for(make_key(tenant, scopes=["synthesize"]).token)
+        response = client.post(
+            "/api/v1/synthesize", {"voice": "stock-joe", "text": text, "format": fmt}, format="json"
+        )
+        assert response.status_code == 200, response.content[:300]
+        return response
+
+    return run
+
+
+@pytest.fixture
+def auditor(make_key, client_for):
+    def make(tenant):
+        client = client_for(make_key(tenant, scopes=["audit:read"]).token)
+
+        def detect(data: bytes, name: str = "clip.bin"):
+            return client.post(
+                "/api/v1/watermark/detect",
+                {"file": SimpleUploadedFile(name, data)},
+                format="multipart",
+            )
+
+        return detect
+
+    return make
+
+
+def wav_bytes(samples: np.ndarray, sr: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sr, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg", "opus", "flac"])
+def test_round_trip_traces_the_clip_to_its_request(synthesize, auditor, tenant, fmt):
+    response = synthesize(tenant, fmt)
+    job = SynthesisRequest.objects.for_tenant(tenant).get(pk=response["X-Synthesis-Id"])
+    assert job.watermark_backend == "timbre-ss" and len(job.watermark_payload) == 10
+    result = auditor(tenant)(response.content, f"leak.{fmt}").json()
+    assert result["verdict"] == "watermarked", result
+    request = result["request"]
+    assert request["id"] == str(job.pk) and request["request_id"] == response["X-Request-Id"]
+    assert request["voice"] == "stock-joe" and request["model_version"] == job.model_version
+    assert request["api_key"].endswith(job.api_key.last4) and "…" in request["api_key"]
+    assert request["text_sha256"] == job.text_sha256 and request["tenant"] == tenant.slug
+    event = AuditEvent.objects.for_tenant(tenant).filter(action="watermark.detect").last()
+    assert event.target_id == str(job.pk) and event.after["verdict"] == "watermarked"
+
+
+def test_another_tenants_clip_reveals_only_that_it_is_timbres(
+    synthesize, auditor, tenant, other_tenant
+):
+    response = synthesize(tenant)
+    result = auditor(other_tenant)(response.content).json()
+    assert result["verdict"] == "watermarked" and result["owner"] == "another_tenant"
+    assert "request" not in result and str(tenant.pk) not in str(result)
+    assert tenant.slug not in str(result)
+
+
+def test_unmarked_silent_and_short_clips(auditor, tenant, celery_worker):
+    detect = auditor(tenant)
+    sr = 22050
+    rng = np.random.default_rng(1)
+    noise = (0.05 * rng.standard_normal(sr * 4)).astype(np.float32)
+    assert detect(wav_bytes(noise, sr)).json()["verdict"] == "not_detected"
+    silent = detect(wav_bytes(np.zeros(sr * 3, np.float32), sr)).json()
+    assert silent["verdict"] == "inconclusive" and silent["reason"]
+    short = detect(wav_bytes(noise[: int(sr * 0.3)], sr)).json()
+    assert short["verdict"] == "inconclusive" and short["reason"]
+
+
+def test_detection_needs_audit_scope_and_valid_audio(
+    auditor, tenant, make_key, client_for, settings
+):
+    synth_only = client_for(make_key(tenant, scopes=["synthesize"]).token)
+    response = synth_only.post(
+        "/api/v1/watermark/detect",
+        {"file": SimpleUploadedFile("a.wav", b"RIFF")},
+        format="multipart",
+    )
+    assert response.status_code == 403
+    detect = auditor(tenant)
+    for data, code in [
+        (b"", "audio_empty"),
+        (b"not audio at all" * 100, "audio_unsupported_format"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt garbage", "audio_corrupt"),
+    ]:
+        body = detect(data).json()["error"]
+        assert body["code"] in {
+            code,
+            "audio_corrupt",
+            "audio_unsupported_format",
+            "file_required",
+            "audio_empty",
+        }, body
+    settings.WATERMARK_DETECT_MAX_BYTES = 1000
+    too_big = detect(b"x" * 5000)
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "audio_too_large"
+
+
+def test_rotated_keys_still_detect_old_clips(synthesize, auditor, tenant, settings):
+    response = synthesize(tenant)
+    old_key = watermarking.current_key()[1]
+    new_key = b"n" * 32
+    settings.WATERMARK_KEYS = (
+        f"k2026:{base64.b64encode(new_key).decode()},dev:{base64.b64encode(old_key).decode()}"
+    )
+    watermarking.keys.cache_clear()
+    try:
+        assert watermarking.current_key()[0] == "k2026"
+        result = auditor(tenant)(response.content).json()
+        assert result["verdict"] == "watermarked" and result["request"]["key_id"] == "dev"
+    finally:
+        watermarking.keys.cache_clear()
+
+
+def test_embedding_failure_fails_closed_and_refunds(
+    start_worker, tenant, make_key, client_for, settings
+):
+    # A worker whose only configured backend is unusable here (no audiowmark binary).
+    settings.SYNTHESIS_QUEUE = "gpu-failclosed-test"
+    start_worker(queues="gpu-failclosed-test", WATERMARK_BACKENDS="audiowmark")
+    client = client_for(make_key(tenant).token)
+    response = client.post(
+        "/api/v1/synthesize", {"voice": "stock-joe", "text": TEXT}, format="json"
+    )
+    assert response.status_code == 422
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "watermark_failed"
+    job = SynthesisRequest.objects.for_tenant(tenant).get()
+    assert job.status == "failed" and job.audio_key == "" and job.audio_bytes == 0
+    summary = quotas.usage_summary(tenant)
+    assert summary["characters_used"] == 0 and summary["characters_reserved"] == 0
+
+
+@pytest.mark.skipif(
+    shutil.which("audiowmark") is None,
+    reason="audiowmark binary not on PATH (the docker images build it)",
+)
+def test_audiowmark_backend_round_trip():
+    from synthesis.watermark.audiowmark import AudiowmarkWatermark
+
+    sr = 44100
+    t = np.arange(sr * 12) / sr
+    signal = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(
+        np.float32
+    )
+    backend, key, payload = AudiowmarkWatermark(), b"k" * 32, bytes(range(16))
+    marked = backend.embed(signal, sr, payload, key)
+    found = backend.detect(marked, sr, {"k": key}, candidates=[payload])
+    assert found.verdict == "watermarked" and found.payload == payload
+
+
+def test_payload_collisions_are_reported_as_ambiguous(synthesize, auditor, tenant, other_tenant):
+    response = synthesize(tenant)
+    job = SynthesisRequest.objects.for_tenant(tenant).get(pk=response["X-Synthesis-Id"])
+    # Another request that happens to carry the same 40-bit payload.
+    twin = SynthesisRequest.objects.for_tenant(other_tenant).create(
+        tenant=other_tenant,
+        request_id="req-twin",
+        voice=job.voice,
+        voice_slug="stock-joe",
+        model_version=job.model_version,
+        text_sha256="0" * 64,
+        characters=1,
+        format="wav",
+        sample_rate=0,
+        mode="sync",
+        status="succeeded",
+        watermark_backend=job.watermark_backend,
+        watermark_key_id=job.watermark_key_id,
+        watermark_payload=job.watermark_payload,
+    )
+    result = auditor(tenant)(response.content).json()
+    assert result["verdict"] == "watermarked" and result["ambiguous"] is True
+    assert [c["id"] for c in result["candidates"]] == [str(job.pk)]
+    assert str(twin.pk) not in str(result) and "req-twin" not in str(result)

@@ -1,0 +1,190 @@
+"""Tests for the built-in speech watermark (plain pytest, ~30-60 s)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter, resample_poly
+
+from synthesis.watermark.base import WatermarkError
+from synthesis.watermark.builtin import PAYLOAD_BITS, BuiltinWatermark
+
+KEY_OLD = b"old-key-0123456789abcdef-timbre!"
+KEY_NEW = b"new-key-fedcba9876543210-timbre!"
+PAYLOAD = bytes.fromhex("a1b2c3d4e5")[: PAYLOAD_BITS // 8]
+
+
+def speech_like(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    """Deterministic speech-like signal: glottal pulses with wandering f0 through
+    moving formant resonators, syllabic envelope, pauses and fricative noise."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)) + 10 * rng.standard_normal()
+    phase = np.cumsum(f0 / sr)
+    src = (np.diff(np.floor(phase), prepend=0) > 0).astype(float)
+    src = lfilter([1.0], [1.0, -0.97], src)  # spectral tilt
+    out = np.zeros(n)
+    seg = int(0.02 * sr)
+    formants = [(rng.uniform(300, 800), rng.uniform(900, 2200), rng.uniform(2300, 3300))]
+    zi = [np.zeros(2), np.zeros(2), np.zeros(2)]
+    for k in range(0, n, seg):
+        if k % int(0.12 * sr) < seg:
+            formants.append(
+                (rng.uniform(300, 800), rng.uniform(900, 2200), rng.uniform(2300, 3300))
+            )
+        fm = formants[-1]
+        block = src[k : k + seg]
+        y = np.zeros_like(block)
+        for i, (fc, bw) in enumerate(zip(fm, (80, 120, 200))):
+            r = np.exp(-np.pi * bw / sr)
+            a = [1.0, -2 * r * np.cos(2 * np.pi * fc / sr), r * r]
+            yi, zi[i] = lfilter([1 - r], a, block, zi=zi[i])
+            y += yi
+        out[k : k + seg] = y
+    noise = lfilter([1, -0.5], [1], rng.standard_normal(n)) * 0.05
+    syll = 0.5 * (1 + np.sin(2 * np.pi * 3.5 * t + rng.uniform(0, 6)))
+    fric = (np.sin(2 * np.pi * 1.3 * t) > 0.85).astype(float)
+    env = np.where(np.sin(2 * np.pi * 0.45 * t + 1.0) > -0.8, 1.0, 0.0)  # pauses
+    x = (out * syll * (1 - fric) + noise * fric * 4) * env
+    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def wm() -> BuiltinWatermark:
+    return BuiltinWatermark()
+
+
+@pytest.mark.parametrize("sr", [22050, 24000, 44100])
+def test_round_trip(wm, sr):
+    x = speech_like(3.0, sr)
+    y = wm.embed(x, sr, PAYLOAD, KEY_NEW)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    snr = 10 * np.log10(np.sum(x.astype(float) ** 2) / np.sum((y - x).astype(float) ** 2))
+    assert snr > 25
+    d = wm.detect(y, sr, {"k1": KEY_NEW})
+    assert d.verdict == "watermarked", d.reason
+    assert d.payload == PAYLOAD and d.key_id == "k1" and 0 < d.confidence <= 1
+
+
+def test_survives_crop(wm):
+    sr = 22050
+    x = speech_like(3.0, sr, seed=1)
+    y = wm.embed(x, sr, PAYLOAD, KEY_NEW)
+    d = wm.detect(y[int(0.5 * sr) :], sr, {"k": KEY_NEW})
+    assert d.verdict == "watermarked" and d.payload == PAYLOAD, d.reason
+
+
+def _mp3(y: np.ndarray, sr: int, tmp: Path, rate: str) -> np.ndarray:
+    import soundfile as sf
+
+    sf.write(tmp / "a.wav", y, sr, subtype="PCM_16")
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(tmp / "a.wav"),
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            rate,
+            str(tmp / "a.mp3"),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(tmp / "a.mp3"),
+            "-ar",
+            str(sr),
+            "-ac",
+            "1",
+            str(tmp / "b.wav"),
+        ],
+        check=True,
+    )
+    z, _ = sf.read(tmp / "b.wav", dtype="float32")
+    return z
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+@pytest.mark.parametrize(
+    "rate",
+    [
+        "128k",
+        pytest.param(
+            "64k",
+            marks=pytest.mark.xfail(
+                strict=False, reason="known shortfall: mp3 64k recovery is low (docs/watermark.md)"
+            ),
+        ),
+    ],
+)
+def test_survives_mp3(wm, tmp_path, rate):
+    sr = 22050
+    x = speech_like(3.0, sr, seed=2)
+    y = wm.embed(x, sr, PAYLOAD, KEY_NEW)
+    d = wm.detect(_mp3(y, sr, tmp_path, rate), sr, {"k": KEY_NEW})
+    assert d.verdict == "watermarked" and d.payload == PAYLOAD, d.reason
+
+
+def test_wrong_key_not_detected(wm):
+    sr = 22050
+    y = wm.embed(speech_like(3.0, sr, seed=3), sr, PAYLOAD, KEY_NEW)
+    d = wm.detect(y, sr, {"other": KEY_OLD})
+    assert d.verdict == "not_detected" and d.payload is None
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_unmarked_not_detected(wm, seed):
+    sr = 22050
+    d = wm.detect(speech_like(3.0, sr, seed=seed), sr, {"a": KEY_NEW, "b": KEY_OLD})
+    assert d.verdict == "not_detected"
+
+
+def test_silence_and_short_clip_inconclusive(wm):
+    sr = 22050
+    assert wm.detect(np.zeros(3 * sr, np.float32), sr, {"k": KEY_NEW}).verdict == "inconclusive"
+    short = speech_like(0.3, sr)
+    assert wm.detect(short, sr, {"k": KEY_NEW}).verdict == "inconclusive"
+
+
+def test_rotation_reports_key_id(wm):
+    sr = 24000
+    x = speech_like(3.0, sr, seed=7)
+    keys = {"2024-old": KEY_OLD, "2025-new": KEY_NEW}
+    for kid, key in keys.items():
+        d = wm.detect(wm.embed(x, sr, PAYLOAD, key), sr, keys)
+        assert d.verdict == "watermarked" and d.key_id == kid and d.payload == PAYLOAD
+
+
+def test_embed_on_silence_raises(wm):
+    sr = 22050
+    with pytest.raises(WatermarkError):
+        wm.embed(np.zeros(3 * sr, np.float32), sr, PAYLOAD, KEY_NEW)
+    with pytest.raises(WatermarkError):
+        wm.embed(speech_like(0.5, sr), sr, PAYLOAD, KEY_NEW)
+    with pytest.raises(WatermarkError):
+        wm.embed(speech_like(3.0, sr), sr, b"\x00", KEY_NEW)
+
+
+def test_any_rate_detection(wm):
+    sr = 44100
+    y = wm.embed(speech_like(3.0, sr, seed=8), sr, PAYLOAD, KEY_NEW)
+    y16 = resample_poly(y, 160, 441).astype(np.float32)
+    d = wm.detect(y16, 16000, {"k": KEY_NEW})
+    assert d.verdict == "watermarked" and d.payload == PAYLOAD, d.reason
