@@ -77,22 +77,22 @@ class EngineCache:
             return self._engines[spec.id]
 
     def swap(self, spec: ModelVersionSpec) -> Engine:
-        """Reload a version (e.g. a new artefact) and replace the live one atomically."""
+        """Load and sanity-check a version beside the live one, then switch atomically.
+
+        The old engine is only dropped, not closed: a request still holding it finishes on
+        it, and its memory is released when the last reference goes.
+        """
         fresh = self._load(spec)
         with self._lock:
-            old = self._engines.get(spec.id)
             self._engines[spec.id] = fresh
             self._engines.move_to_end(spec.id)
             self._evict()
-        if old is not None and old is not fresh:
-            old.close()
         return fresh
 
     def _evict(self) -> None:
         while len(self._engines) > self.max_engines:
-            version, engine = self._engines.popitem(last=False)
+            version, _ = self._engines.popitem(last=False)
             logger.info("evicting model version %s", version)
-            engine.close()
 
     def loaded(self) -> list[str]:
         with self._lock:

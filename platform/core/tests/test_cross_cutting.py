@@ -154,3 +154,16 @@ def test_operator_commands_create_a_working_key(client_for):
     assert keys.TOKEN_PATTERN.match(token)
     tenant_info = client_for(token).get("/api/v1/tenant").json()
     assert tenant_info["slug"] == "initech" and tenant_info["plan"]["slug"] == "enterprise"
+
+
+@pytest.mark.django_db
+def test_plan_and_status_changes_by_operator_are_audited():
+    from audit.models import AuditEvent
+    from tenancy.services import tenants as tenant_services
+
+    call_command("createtenant", "hooli", "--plan", "starter")
+    call_command("settenant", "hooli", "--plan", "business", "--status", "suspended")
+    tenant = tenant_services.get_tenant_by_slug("hooli")
+    assert tenant.plan.slug == "business" and tenant.status == "suspended"
+    actions = list(AuditEvent.objects.for_tenant(tenant).values_list("action", flat=True))
+    assert actions == ["tenant.create", "tenant.plan_change", "tenant.suspend"]

@@ -52,6 +52,12 @@ class ApiKeySerializer(serializers.ModelSerializer):
         return str(successor.pk) if successor else None
 
 
+class ApiKeyUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    monthly_character_limit = serializers.IntegerField(min_value=0, allow_null=True)
+    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64))
+
+
 class IssuedApiKeySerializer(ApiKeySerializer):
     key = serializers.CharField(read_only=True, help_text="The secret. Shown only once.")
 

@@ -12,6 +12,7 @@ from core.errors import NotFound
 from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
 from tenancy.api.serializers import (
     ApiKeySerializer,
+    ApiKeyUpdateSerializer,
     IssuedApiKeySerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
@@ -55,6 +56,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         "list": Scope.KEYS_READ,
         "retrieve": Scope.KEYS_READ,
         "create": Scope.KEYS_WRITE,
+        "partial_update": Scope.KEYS_WRITE,
         "destroy": Scope.KEYS_WRITE,
         "revoke": Scope.KEYS_WRITE,
         "rotate": Scope.KEYS_WRITE,
@@ -75,6 +77,15 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
             **serializer.validated_data,
         )
         return Response(_issued(issued), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ApiKeyUpdateSerializer, responses={200: ApiKeySerializer})
+    def partial_update(self, request, *args, **kwargs):
+        params = ApiKeyUpdateSerializer(data=request.data, partial=True)
+        params.is_valid(raise_exception=True)
+        key = keys.update_key(
+            self.get_object(), context=self.audit_context, **params.validated_data
+        )
+        return Response(ApiKeySerializer(key).data)
 
     @extend_schema(responses={204: OpenApiResponse(description="Revoked")})
     def destroy(self, request, *args, **kwargs):

@@ -178,6 +178,32 @@ def _touch_last_used(key: ApiKey, ip: str | None, now: datetime) -> None:
     key.last_used_at, key.last_used_ip = now, ip
 
 
+UPDATABLE_FIELDS = ("name", "monthly_character_limit", "allowed_ips")
+
+
+@transaction.atomic
+def update_key(key: ApiKey, context: audit.RequestContext | None = None, **changes) -> ApiKey:
+    """Change a key's name, per-key monthly character budget or IP allow-list (audited)."""
+    unknown = set(changes) - set(UPDATABLE_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"Only {', '.join(UPDATABLE_FIELDS)} can be changed.")
+    if "allowed_ips" in changes:
+        changes["allowed_ips"] = validate_allowed_ips(changes["allowed_ips"])
+    before = key_snapshot(key)
+    for name, value in changes.items():
+        setattr(key, name, value)
+    key.save(update_fields=list(changes) or None)
+    audit.record(
+        "apikey.update",
+        tenant=key.tenant,
+        context=context,
+        target=key,
+        before=before,
+        after=key_snapshot(key),
+    )
+    return key
+
+
 @transaction.atomic
 def revoke_key(key: ApiKey, context: audit.RequestContext | None = None) -> ApiKey:
     if key.revoked_at:

@@ -159,3 +159,20 @@ def test_delete_revokes(tenant, make_key, api, client_for):
     assert error_code(client_for(issued.token).get("/api/v1/tenant")) == "api_key_revoked"
     listed = api.get("/api/v1/keys?status=revoked").json()
     assert [k["id"] for k in listed["results"]] == [str(issued.key.pk)]
+
+
+def test_key_settings_can_be_changed_and_are_audited(tenant, make_key, api):
+    from audit.models import AuditEvent
+
+    issued = make_key(tenant)
+    response = api.patch(
+        f"/api/v1/keys/{issued.key.pk}",
+        {"name": "renamed", "monthly_character_limit": 500, "allowed_ips": ["10.0.0.0/8"]},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["monthly_character_limit"] == 500
+    event = AuditEvent.objects.for_tenant(tenant).filter(action="apikey.update").get()
+    assert event.before["name"] == "test key" and event.after["name"] == "renamed"
+    bad = api.patch(f"/api/v1/keys/{issued.key.pk}", {"scopes": ["admin"]}, format="json")
+    assert bad.status_code == 200 and bad.json()["scopes"] == issued.key.scopes  # ignored field
