@@ -77,6 +77,20 @@ def s3_storage(s3_server):
     storage.get_storage.cache_clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def release_test_database(django_db_setup, django_db_blocker):
+    """Torn down just before the test database is dropped: end connections that workers or
+    live-server threads still hold, so the drop succeeds and no database is left behind."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def clean_cache():
     """Rate-limit windows must not leak between tests. Only this run's keys are removed
