@@ -6,7 +6,7 @@ from frontend import views
 app_name = "frontend"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
+    path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),
     path("", views.home, name="home"),
     path("<slug:slug>/", views.tenant_overview, name="tenant"),

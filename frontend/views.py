@@ -1,9 +1,11 @@
 """Admin console: server-rendered pages over the same services the API uses."""
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
+from django_ratelimit.core import get_usage
 
 from audit.models import AuditEvent
 from audit.services import context_from_request
@@ -19,6 +21,37 @@ def _membership_or_404(request, slug: str) -> Membership:
     if membership is None:
         raise Http404
     return membership
+
+
+class LoginView(auth_views.LoginView):
+    """Sign-in, rate limited per client IP and per account name against password guessing."""
+
+    template_name = "frontend/login.html"
+
+    def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "")[:200].lower()
+        windows = [
+            get_usage(request, group="console.login.ip", key="ip", rate="20/m", increment=True),
+            get_usage(
+                request,
+                group="console.login.user",
+                key=lambda g, r: username,
+                rate="10/m",
+                increment=True,
+            ),
+        ]
+        limited = [w for w in windows if w and w["should_limit"]]
+        if limited:
+            retry = max(1, max(int(w["time_left"]) for w in limited))
+            response = render(
+                request,
+                "frontend/login.html",
+                {"form": self.get_form(), "rate_limited": retry},
+                status=429,
+            )
+            response["Retry-After"] = str(retry)
+            return response
+        return super().post(request, *args, **kwargs)
 
 
 @login_required

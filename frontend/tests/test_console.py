@@ -1,0 +1,38 @@
+"""Console pages without a browser: access rules and sign-in throttling."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_sign_in_is_rate_limited_per_account(client, tenant, make_member):
+    make_member(tenant, "owner", email="target@example.com")
+    statuses = [
+        client.post(
+            "/console/login/",
+            {"username": "target@example.com", "password": "guess"},
+            REMOTE_ADDR=f"10.0.0.{n}",
+        ).status_code
+        for n in range(12)
+    ]
+    assert statuses[:10] == [200] * 10 and statuses[10:] == [429, 429]
+    limited = client.post(
+        "/console/login/", {"username": "target@example.com", "password": "pw-12345678"}
+    )
+    assert limited.status_code == 429 and int(limited["Retry-After"]) >= 1
+
+
+def test_pages_are_scoped_to_membership_and_role(client, tenant, other_tenant, make_member):
+    developer = make_member(tenant, "developer")
+    client.force_login(developer)
+    assert client.get(f"/console/{tenant.slug}/").status_code == 200
+    assert client.get(f"/console/{other_tenant.slug}/").status_code == 404
+    assert client.get(f"/console/{tenant.slug}/audit/").status_code == 404  # not an auditor
+    assert client.get(f"/console/{tenant.slug}/watermark/").status_code == 404
+    client.logout()
+    assert client.get(f"/console/{tenant.slug}/").status_code == 302  # to sign-in
+
+
+def test_django_admin_is_read_only(admin_client):
+    assert admin_client.get("/django-admin/tenancy/tenant/").status_code == 200
+    assert admin_client.get("/django-admin/tenancy/tenant/add/").status_code == 403
