@@ -78,31 +78,37 @@ class AudiowmarkWatermark(WatermarkBackend):
             raise WatermarkError("audiowmark changed rate or length")
         return y
 
-    def detect(
-        self, samples: np.ndarray, sr: int, keys: dict[str, bytes], candidates: Iterable[bytes] = ()
-    ) -> Detection:
+    def patterns(self, samples: np.ndarray, sr: int, key: bytes) -> list[bytes]:
+        """Every 128-bit pattern `audiowmark get` decodes under `key`. `get` prints patterns
+        even for unmarked audio, so a pattern means nothing until it matches a known payload
+        (a candidate, or a request in the database)."""
         import soundfile as sf
 
-        wanted = {c.hex() for c in candidates}
-        if not wanted:
-            return Detection("inconclusive", reason="audiowmark needs candidate payloads")
+        found: list[bytes] = []
         with tempfile.TemporaryDirectory() as d:
             td = Path(d)
             sf.write(td / "in.wav", np.asarray(samples, dtype=np.float32), sr, subtype="FLOAT")
-            for kid, key in keys.items():
-                out = self._run(["get", str(td / "in.wav")], key, td)
-                (td / "key").unlink()
-                for line in out.splitlines():
-                    parts = line.split()
-                    if not parts or parts[0] != "pattern":
-                        continue
-                    hexes = [p for p in parts if len(p) == 32]
-                    if hexes and hexes[0] in wanted:
-                        return Detection(
-                            "watermarked",
-                            payload=bytes.fromhex(hexes[0]),
-                            key_id=kid,
-                            confidence=0.9,
-                            reason="audiowmark pattern matches a candidate",
-                        )
+            for line in self._run(["get", str(td / "in.wav")], key, td).splitlines():
+                parts = line.split()
+                hexes = [p for p in parts[1:] if len(p) == 32] if parts[:1] == ["pattern"] else []
+                if hexes and bytes.fromhex(hexes[0]) not in found:
+                    found.append(bytes.fromhex(hexes[0]))
+        return found
+
+    def detect(
+        self, samples: np.ndarray, sr: int, keys: dict[str, bytes], candidates: Iterable[bytes] = ()
+    ) -> Detection:
+        wanted = set(candidates)
+        if not wanted:
+            return Detection("inconclusive", reason="audiowmark needs candidate payloads")
+        for kid, key in keys.items():
+            for pattern in self.patterns(samples, sr, key):
+                if pattern in wanted:
+                    return Detection(
+                        "watermarked",
+                        payload=pattern,
+                        key_id=kid,
+                        confidence=0.9,
+                        reason="audiowmark pattern matches a candidate",
+                    )
         return Detection("not_detected", reason="no candidate payload found")
