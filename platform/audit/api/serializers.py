@@ -1,26 +1,11 @@
 from rest_framework import serializers
 
 from audit.models import AuditEvent
+from audit.services import EXPORT_FIELDS
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "seq",
-            "created_at",
-            "actor_type",
-            "actor_id",
-            "actor_label",
-            "action",
-            "target_type",
-            "target_id",
-            "target_repr",
-            "before",
-            "after",
-            "request_id",
-            "ip",
-            "prev_hash",
-            "hash",
-        ]
+        # The tenant is implied by the URL or the key.
+        fields = [name for name in EXPORT_FIELDS if name != "tenant_id"]
