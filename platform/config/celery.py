@@ -3,6 +3,7 @@ housekeeping). Late acks so a worker that dies mid-task has it redelivered; hard
 workers recycle after N tasks so memory cannot creep."""
 
 import os
+import sys
 
 from celery import Celery
 from celery.signals import worker_process_init
@@ -51,11 +52,10 @@ app.autodiscover_tasks()
 def _pin_threads(**kwargs):
     # One inference thread per worker process measured fastest on 2-core machines; scale out
     # with processes, not threads.
-    threads = int(os.environ.get("TIMBRE_ONNX_THREADS", "1"))
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    threads = os.environ.get("TIMBRE_ONNX_THREADS", "1")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, threads)  # read by torch/numpy when they load
+    # Synthesis does not need torch (Piper runs on onnxruntime); importing it just to pin its
+    # threads would cost every worker process a few hundred MB.
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
