@@ -10,6 +10,10 @@ from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Numeric libraries read these when they load, which happens before workers fork: set them
+# first. One inference thread per process; scale with processes.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, os.environ.get("TIMBRE_ONNX_THREADS", "1"))
 
 app = Celery("timbre")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -52,9 +56,7 @@ app.autodiscover_tasks()
 def _pin_threads(**kwargs):
     # One inference thread per worker process measured fastest on 2-core machines; scale out
     # with processes, not threads.
-    threads = os.environ.get("TIMBRE_ONNX_THREADS", "1")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(name, threads)  # read by torch/numpy when they load
+    threads = os.environ["OMP_NUM_THREADS"]
     # Synthesis does not need torch (Piper runs on onnxruntime); importing it just to pin its
     # threads would cost every worker process a few hundred MB.
     if "torch" in sys.modules:
