@@ -201,3 +201,13 @@ def test_payload_collisions_are_reported_as_ambiguous(synthesize, auditor, tenan
     assert result["verdict"] == "watermarked" and result["ambiguous"] is True
     assert [c["id"] for c in result["candidates"]] == [str(job.pk)]
     assert str(twin.pk) not in str(result) and "req-twin" not in str(result)
+
+
+def test_very_short_outputs_are_delivered_marked_best_effort(synthesize, auditor, tenant):
+    # "Yes." is about half a second: too short for the payload to be recoverable, but the
+    # platform still marks what it can rather than refuse ordinary short prompts.
+    response = synthesize(tenant, text="Yes.")
+    job = SynthesisRequest.objects.for_tenant(tenant).get(pk=response["X-Synthesis-Id"])
+    assert job.status == "succeeded" and job.watermark_payload
+    result = auditor(tenant)(response.content).json()
+    assert result["verdict"] == "inconclusive" and "short" in result["reason"]

@@ -54,7 +54,7 @@ def test_quota_never_overspends_under_concurrency(make_tenant):
             results.append("ok")
         except QuotaExceeded:
             results.append("exceeded")
-        except Exception as exc:  # anything else is a bug the assertion below must show
+        except Exception as exc:  # noqa: BLE001 - any other error must fail the assertion
             results.append(repr(exc))
         finally:
             connection.close()

@@ -65,7 +65,7 @@ def test_round_trip(wm, sr):
     y = wm.embed(x, sr, PAYLOAD, KEY_NEW)
     assert y.dtype == np.float32 and y.shape == x.shape
     snr = 10 * np.log10(np.sum(x.astype(float) ** 2) / np.sum((y - x).astype(float) ** 2))
-    assert snr > 25
+    assert snr >= 29.9  # hard quality floor (MIN_SNR_DB)
     d = wm.detect(y, sr, {"k1": KEY_NEW})
     assert d.verdict == "watermarked", d.reason
     assert d.payload == PAYLOAD and d.key_id == "k1" and 0 < d.confidence <= 1
@@ -124,15 +124,7 @@ def _mp3(y: np.ndarray, sr: int, tmp: Path, rate: str) -> np.ndarray:
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 @pytest.mark.parametrize(
     "rate",
-    [
-        "128k",
-        pytest.param(
-            "64k",
-            marks=pytest.mark.xfail(
-                strict=False, reason="known shortfall: mp3 64k recovery is low (docs/watermark.md)"
-            ),
-        ),
-    ],
+    ["128k", "64k"],
 )
 def test_survives_mp3(wm, tmp_path, rate):
     sr = 22050
@@ -177,7 +169,13 @@ def test_embed_on_silence_raises(wm):
     with pytest.raises(WatermarkError):
         wm.embed(np.zeros(3 * sr, np.float32), sr, PAYLOAD, KEY_NEW)
     with pytest.raises(WatermarkError):
-        wm.embed(speech_like(0.5, sr), sr, PAYLOAD, KEY_NEW)
+        wm.embed(speech_like(0.25, sr), sr, PAYLOAD, KEY_NEW)
+    with pytest.raises(WatermarkError):
+        wm.embed(np.zeros(int(0.8 * sr), np.float32), sr, PAYLOAD, KEY_NEW)
+    bad = speech_like(1.0, sr)
+    bad[100] = np.nan
+    with pytest.raises(WatermarkError):
+        wm.embed(bad, sr, PAYLOAD, KEY_NEW)
     with pytest.raises(WatermarkError):
         wm.embed(speech_like(3.0, sr), sr, b"\x00", KEY_NEW)
 
@@ -187,4 +185,51 @@ def test_any_rate_detection(wm):
     y = wm.embed(speech_like(3.0, sr, seed=8), sr, PAYLOAD, KEY_NEW)
     y16 = resample_poly(y, 160, 441).astype(np.float32)
     d = wm.detect(y16, 16000, {"k": KEY_NEW})
+    assert d.verdict == "watermarked" and d.payload == PAYLOAD, d.reason
+
+
+@pytest.mark.parametrize("seconds", [0.3, 0.5, 0.8, 1.0, 1.5])
+@pytest.mark.parametrize("sr", [22050, 24000])
+def test_short_clips_embed_best_effort(wm, seconds, sr):
+    """TTS outputs like "Yes." are ~0.5-1 s: embed must mark what fits, not raise."""
+    x = speech_like(seconds, sr, seed=11)
+    y = wm.embed(x, sr, PAYLOAD, KEY_NEW)
+    assert y.dtype == np.float32 and y.shape == x.shape and np.all(np.isfinite(y))
+    d = y.astype(float) - x
+    snr = 10 * np.log10(np.sum(x.astype(float) ** 2) / max(np.sum(d**2), 1e-30))
+    assert snr >= 29.9
+    det = wm.detect(y, sr, {"k": KEY_NEW})
+    # too short for a full period: detection may decline, but must never be wrong
+    assert det.verdict in ("watermarked", "inconclusive", "not_detected")
+    if det.verdict == "watermarked":
+        assert det.payload == PAYLOAD
+    else:
+        assert det.payload is None
+
+
+def test_short_clip_exact_minimum_length(wm):
+    sr = 22050
+    x = speech_like(0.3, sr, seed=12)[: int(round(0.3 * sr))]
+    assert wm.embed(x, sr, PAYLOAD, KEY_NEW).shape == x.shape
+
+
+def test_survives_white_noise(wm):
+    # 36 dB here: this synthetic signal (deep pauses, sparse spectrum) is harsher than
+    # real speech, which the bench measures at 30 dB (docs/watermark.md).
+    sr = 22050
+    x = speech_like(3.0, sr, seed=9)
+    y = wm.embed(x, sr, PAYLOAD, KEY_NEW).astype(np.float64)
+    rng = np.random.default_rng(0)
+    noisy = y + rng.standard_normal(len(y)) * np.sqrt(np.mean(y**2) / 10**3.6)
+    d = wm.detect(noisy.astype(np.float32), sr, {"k": KEY_NEW})
+    assert d.verdict == "watermarked" and d.payload == PAYLOAD, d.reason
+
+
+def test_survives_volume_x2_with_clipping(wm):
+    sr = 22050
+    x = speech_like(3.0, sr, seed=10)
+    y = wm.embed(x * 1.8, sr, PAYLOAD, KEY_NEW)  # peaks at 0.9
+    loud = np.clip(y * 2.0, -1.0, 1.0)
+    assert np.mean(np.abs(loud) >= 0.999) > 0.001  # really clipped
+    d = wm.detect(loud, sr, {"k": KEY_NEW})
     assert d.verdict == "watermarked" and d.payload == PAYLOAD, d.reason
