@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -230,17 +231,30 @@ def run(job_id: str) -> None:
         fail(job, "watermark_failed", str(exc))
     except text.TextError as exc:
         fail(job, exc.code, exc.message)
-    except Exception as exc:
-        from celery.exceptions import SoftTimeLimitExceeded
-
-        if isinstance(exc, SoftTimeLimitExceeded):
-            fail(job, "synthesis_timeout", "Synthesis exceeded its time limit.")
-        else:
-            logger.exception("synthesis %s failed", job.pk)
-            fail(job, "synthesis_failed", "Synthesis failed on the worker.")
+    except SoftTimeLimitExceeded:
+        fail(job, "synthesis_timeout", "Synthesis exceeded its time limit.")
+    except Exception:
+        logger.exception("synthesis %s failed", job.pk)
+        fail(job, "synthesis_failed", "Synthesis failed on the worker.")
     finally:
         if sink is not None:
             sink.abort()
+
+
+RESULT_FIELDS = (
+    "status",
+    "finished_at",
+    "text",
+    "audio_key",
+    "audio_bytes",
+    "audio_seconds",
+    "queue_wait_ms",
+    "synthesis_ms",
+    "encode_ms",
+    "watermark_backend",
+    "watermark_key_id",
+    "watermark_payload",
+)
 
 
 def succeed(job: SynthesisRequest) -> None:
@@ -248,7 +262,13 @@ def succeed(job: SynthesisRequest) -> None:
     job.finished_at = timezone.now()
     job.text = ""  # keep only the hash and length once the audio exists
     with transaction.atomic():
-        job.save()
+        # Only from `processing`: a request the reaper already failed (and refunded) stays so.
+        moved = SynthesisRequest.dangerously_unscoped.filter(
+            pk=job.pk, status=SynthesisRequest.Status.PROCESSING
+        ).update(**{name: getattr(job, name) for name in RESULT_FIELDS})
+        if not moved:
+            get_storage().delete(job.audio_key)
+            return
         quotas.commit(job.character_reservation)
         quotas.commit(job.slot_reservation)
         usage.record_usage(
