@@ -34,6 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from synthesis import dsp
+from synthesis.errors import CodedError
 
 FORMATS = ("wav", "flac", "ogg", "mp3", "opus", "pcm")
 VALID_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
@@ -65,14 +66,8 @@ _OPUS_KBPS = {8000: 32, 12000: 48, 16000: 48, 24000: 64, 48000: 64}
 VORBIS_QUALITY = 8
 
 
-class AudioError(ValueError):
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+class AudioError(CodedError):
+    pass
 
 
 def _ffmpeg() -> str:

@@ -13,6 +13,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from typing import Any
 
+from synthesis.errors import CodedError
+
 DEFAULT_MAX_LENGTH = 5000
 DEFAULT_MAX_CHUNK_CHARS = 250
 MAX_BREAK_MS = 10_000
@@ -20,14 +22,8 @@ RATE_RANGE = (0.5, 2.0)
 PITCH_RANGE_ST = (-6.0, 6.0)
 
 
-class TextError(ValueError):
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+class TextError(CodedError):
+    pass
 
 
 @dataclass(frozen=True)
