@@ -113,6 +113,8 @@ def engine_alone(repeats: int) -> dict[str, list[float]]:
 
 class Stack:
     def __init__(self, workers: int, port: int):
+        from config.celery import worker_command
+
         env = {**os.environ, "SYNTHESIS_ENGINE_CACHE_SIZE": "2"}
         self.web = subprocess.Popen(
             [
@@ -138,22 +140,9 @@ class Stack:
             start_new_session=True,
         )
         self.worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "gpu,cpu",
-                "-c",
-                str(workers),
-                "--loglevel",
-                "WARNING",
-                "-n",
-                f"bench-{RUN}-{workers}@%h",
-            ],
+            worker_command(
+                "gpu,cpu", workers, "--loglevel", "WARNING", "-n", f"bench-{RUN}-{workers}@%h"
+            ),
             env=env,
             cwd=ROOT,
             start_new_session=True,

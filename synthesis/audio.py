@@ -28,7 +28,6 @@ import struct
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -280,23 +279,6 @@ class StreamEncoder:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
-
-
-def encode_stream(
-    chunks: Iterable[np.ndarray], sr: int, fmt: str, target_sr: int | None = None
-) -> Iterator[bytes]:
-    """Generator wrapper around StreamEncoder; skips empty writes."""
-    enc = StreamEncoder(fmt, sr, target_sr)
-    try:
-        for chunk in chunks:
-            data = enc.write(chunk)
-            if data:
-                yield data
-        tail = enc.close()
-        if tail:
-            yield tail
-    finally:
-        enc.abort()
 
 
 # ------------------------------------------------------------------- decoding

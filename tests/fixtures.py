@@ -217,19 +217,13 @@ def _worker_env(extra: dict | None = None) -> dict:
 
 class WorkerProcess:
     def __init__(self, queues: str, env: dict, concurrency: int = 1):
+        from config.celery import worker_command
+
         self.hostname = f"test-{uuid.uuid4().hex[:6]}@%h"
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
+            worker_command(
                 queues,
-                "-c",
-                str(concurrency),
+                concurrency,
                 "--loglevel",
                 "WARNING",
                 "-n",
@@ -237,7 +231,7 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
-            ],
+            ),
             env=env,
             cwd=str(ROOT),
             start_new_session=True,

@@ -16,6 +16,25 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_name, os.environ.get("TIMBRE_ONNX_THREADS", "1"))
 
 app = Celery("timbre")
+
+
+def worker_command(queues: str, concurrency: int, *options: str) -> list[str]:
+    """The argv of a worker process for this app (embedded run, tests and benchmarks)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        *options,
+    ]
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     # Each queue has its own exchange and key: a shared default binding would copy every

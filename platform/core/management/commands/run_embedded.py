@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from config.celery import worker_command
+
 
 class Command(BaseCommand):
     help = "Run the embedded platform: web server plus one Celery worker process."
@@ -29,17 +31,9 @@ class Command(BaseCommand):
         for folder in ("out", "processed", "control"):
             (settings.BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
+            worker_command(
                 "gpu,cpu",
-                "-c",
-                str(worker_concurrency),
+                worker_concurrency,
                 "--loglevel",
                 "INFO",
                 "-B",
@@ -47,7 +41,7 @@ class Command(BaseCommand):
                 str(settings.VAR_DIR / "celerybeat-schedule"),
                 "--max-tasks-per-child",
                 str(settings.CELERY_WORKER_MAX_TASKS_PER_CHILD),
-            ],
+            ),
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
 
