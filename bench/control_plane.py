@@ -67,13 +67,14 @@ def main() -> None:
     from django.test import Client
 
     from tenancy.services import keys, quotas, tenants
+    from tenancy.services.access import Access
 
     call_command("migrate", verbosity=0)
     tenant = tenants.create_tenant(f"bench-{uuid.uuid4().hex[:6]}", "Bench", "enterprise")
     tenant.plan.requests_per_minute_per_key = 10**9
     tenant.plan.requests_per_minute_per_tenant = 10**9
     tenant.plan.save()
-    token = keys.create_key(tenant, name="bench", scopes=["admin"]).token
+    token = keys.create_key(Access.operator(tenant), name="bench", scopes=["admin"]).token
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
 
     def authenticated_get():

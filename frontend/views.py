@@ -1,5 +1,7 @@
 """Admin console: server-rendered pages over the same services the API uses."""
 
+from functools import wraps
+
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -9,18 +11,14 @@ from django_ratelimit.core import get_usage
 
 from audit.models import AuditEvent
 from audit.services import context_from_request
+from core import scoping
+from core.errors import NotFound
 from synthesis import audio, watermarking
-from tenancy.models import ApiKey, Membership, Tenant
-from tenancy.roles import ROLE_SCOPES, Scope
-from tenancy.services import quotas, tenants
-
-
-def _membership_or_404(request, slug: str) -> Membership:
-    tenant = Tenant.objects.select_related("plan").filter(slug=slug).first()
-    membership = tenants.membership_for(request.user, tenant) if tenant else None
-    if membership is None:
-        raise Http404
-    return membership
+from tenancy.models import ApiKey
+from tenancy.roles import Scope
+from tenancy.services import quotas
+from tenancy.services.access import Access, memberships_of, resolve_access
+from tenancy.services.errors import TenantSuspended
 
 
 class LoginView(auth_views.LoginView):
@@ -54,54 +52,77 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
 
-@login_required
-def home(request):
-    memberships = Membership.dangerously_unscoped.filter(user=request.user).select_related("tenant")
-    return render(request, "frontend/home.html", {"memberships": memberships})
+def console_view(scope: str | None = None):
+    """Resolve the signed-in member's access through the same resolver, role matrix and
+    suspension rule as the API, and scope default-manager queries to that tenant. A tenant the
+    user cannot see, or a page their role does not allow, is a 404 (as in the API, nothing is
+    revealed); a suspended tenant is a 403 page that says so."""
+
+    def decorate(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, slug, *args, **kwargs):
+            try:
+                access = resolve_access(user=request.user, slug=slug)
+            except NotFound as exc:
+                raise Http404 from exc
+            except TenantSuspended as exc:
+                return render(
+                    request, "frontend/suspended.html", {"message": exc.message}, status=403
+                )
+            if not access.has(scope):
+                raise Http404
+            with scoping.tenant_context(access.tenant):
+                return view(request, access, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
-@login_required
-def tenant_overview(request, slug):
-    membership = _membership_or_404(request, slug)
-    tenant = membership.tenant
-    scopes = ROLE_SCOPES[membership.role]
-    keys = (
-        ApiKey.objects.for_tenant(tenant).order_by("-created_at")[:50]
-        if Scope.KEYS_READ in scopes
-        else None
-    )
+def _page(request, template: str, access: Access, **context):
     return render(
         request,
-        "frontend/tenant.html",
+        template,
         {
-            "tenant": tenant,
-            "membership": membership,
-            "keys": keys,
-            "quota": quotas.usage_summary(tenant),
-            "can_audit": Scope.AUDIT_READ in scopes,
+            "tenant": access.tenant,
+            "membership": access.membership,
+            "can_audit": access.has(Scope.AUDIT_READ),
+            **context,
         },
     )
 
 
 @login_required
-def tenant_audit(request, slug):
-    membership = _membership_or_404(request, slug)
-    if Scope.AUDIT_READ not in ROLE_SCOPES[membership.role]:
-        raise Http404
-    events = AuditEvent.objects.for_tenant(membership.tenant).order_by("-seq")[:200]
-    return render(
+def home(request):
+    return render(request, "frontend/home.html", {"memberships": memberships_of(request.user)})
+
+
+@console_view()
+def tenant_overview(request, access: Access):
+    keys = (
+        ApiKey.objects.for_tenant(access.tenant).order_by("-created_at")[:50]
+        if access.has(Scope.KEYS_READ)
+        else None
+    )
+    return _page(
         request,
-        "frontend/audit.html",
-        {"tenant": membership.tenant, "membership": membership, "events": events},
+        "frontend/tenant.html",
+        access,
+        keys=keys,
+        quota=quotas.usage_summary(access.tenant),
     )
 
 
-@login_required
-def watermark_detect(request, slug):
+@console_view(Scope.AUDIT_READ)
+def tenant_audit(request, access: Access):
+    events = AuditEvent.objects.for_tenant(access.tenant).order_by("-seq")[:200]
+    return _page(request, "frontend/audit.html", access, events=events)
+
+
+@console_view(Scope.AUDIT_READ)
+def watermark_detect(request, access: Access):
     """Auditors upload a clip found in the wild and learn which request made it."""
-    membership = _membership_or_404(request, slug)
-    if Scope.AUDIT_READ not in ROLE_SCOPES[membership.role]:
-        raise Http404
     result = error = None
     if request.method == "POST":
         upload = request.FILES.get("file")
@@ -112,17 +133,8 @@ def watermark_detect(request, slug):
         else:
             try:
                 result = watermarking.identify(
-                    membership.tenant, upload.read(), context_from_request(request)
+                    access.tenant, upload.read(), context_from_request(request)
                 )
             except audio.AudioError as exc:
                 error = exc.message
-    return render(
-        request,
-        "frontend/watermark.html",
-        {
-            "tenant": membership.tenant,
-            "membership": membership,
-            "result": result,
-            "error": error,
-        },
-    )
+    return _page(request, "frontend/watermark.html", access, result=result, error=error)

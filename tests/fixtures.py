@@ -142,10 +142,11 @@ def other_tenant(make_tenant):
 def make_key():
     from tenancy.roles import ALL_SCOPES
     from tenancy.services import keys
+    from tenancy.services.access import Access
 
     def make(tenant, scopes=ALL_SCOPES, **kwargs) -> keys.IssuedKey:
         return keys.create_key(
-            tenant,
+            Access.operator(tenant),
             name=kwargs.pop("name", "test key"),
             scopes=scopes,
             context=test_context(),
@@ -158,12 +159,13 @@ def make_key():
 @pytest.fixture
 def make_member(db):
     from tenancy.services import tenants
+    from tenancy.services.access import Access
 
     def make(tenant, role: str, email: str | None = None):
         user = tenants.create_user(
             email or f"{role}-{uuid.uuid4().hex[:6]}@example.com", "pw-12345678"
         )
-        tenants.add_member(tenant, user, role, context=test_context())
+        tenants.add_member(Access.operator(tenant), user, role, context=test_context())
         return user
 
     return make

@@ -370,6 +370,7 @@ def test_env_example_placeholders_cannot_start_production():
     app, _ = env_example()
     assert len(app["SECRET_KEY"]) < 32, "the SECRET_KEY placeholder must be refused"
     assert not app["WATERMARK_KEYS"], "WATERMARK_KEYS must be left for the operator to set"
+    assert not app["API_KEY_PEPPER"], "API_KEY_PEPPER must be left for the operator to set"
     assert app["DEBUG"] in {"0", "false", "off", "no"}
     assert app["TIMBRE_ENV"] == "production"
     assert re.fullmatch(r"postgres://[^@]+@postgres:5432/\w+", app["DATABASE_URL"])
@@ -408,12 +409,15 @@ def test_dockerignore_keeps_secrets_and_state_out():
 
 
 # --- production settings ------------------------------------------------------------------
+def _random_secret(length: int = 50) -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
 def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     values = {
         "TIMBRE_ENV": "production",
-        "SECRET_KEY": "".join(
-            secrets.choice(string.ascii_letters + string.digits) for _ in range(50)
-        ),
+        "SECRET_KEY": _random_secret(),
+        "API_KEY_PEPPER": _random_secret(),
         "ALLOWED_HOSTS": "example.com",
         "WATERMARK_KEYS": "k1:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
@@ -430,8 +434,18 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         ({"DEBUG": "1"}, "DEBUG must be off"),
         ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
         ({"WATERMARK_KEYS": None}, "WATERMARK_KEYS"),
+        ({"API_KEY_PEPPER": None}, "API_KEY_PEPPER"),
+        ({"API_KEY_PEPPER": "short"}, "API_KEY_PEPPER"),
     ],
-    ids=["no-secret-key", "short-secret-key", "debug", "wildcard-hosts", "no-watermark-keys"],
+    ids=[
+        "no-secret-key",
+        "short-secret-key",
+        "debug",
+        "wildcard-hosts",
+        "no-watermark-keys",
+        "no-pepper",
+        "short-pepper",
+    ],
 )
 def test_production_refuses_insecure_settings(tmp_path, overrides, problem):
     result = manage(production_env(tmp_path, **overrides), "check")

@@ -5,29 +5,23 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from core.scoping import TenantScopeError
+from core.scoping import TenantScopedManager, TenantScopeError, current_tenant
 
 
-class VoiceManager(models.Manager):
-    """Voices are tenant-owned or stock (no tenant). Like every scoped manager this refuses to
-    list anything until told whose view it is."""
+class VoiceManager(TenantScopedManager):
+    """Voices are tenant-owned or stock (no tenant). By default a tenant sees its own voices
+    plus the stock ones; like every scoped manager this refuses to list anything until told
+    whose view it is."""
 
     def get_queryset(self):
-        raise TenantScopeError("Voice.objects needs visible_to(tenant) or for_tenant(tenant).")
-
-    def none(self):
-        return super().get_queryset().none()
-
-    def for_tenant(self, tenant) -> models.QuerySet:
-        if tenant is None:
-            raise TenantScopeError("No tenant given to scope Voice.")
-        return super().get_queryset().filter(tenant=tenant)
+        tenant = current_tenant()
+        return self.visible_to(tenant) if tenant is not None else super().get_queryset()
 
     def visible_to(self, tenant) -> models.QuerySet:
         """The tenant's own voices plus the stock voices every tenant may use."""
         if tenant is None:
             raise TenantScopeError("No tenant given to scope Voice.")
-        return super().get_queryset().filter(Q(tenant=tenant) | Q(tenant__isnull=True))
+        return self._scoped(tenant, Q(tenant=tenant) | Q(tenant__isnull=True))
 
 
 class Voice(models.Model):
@@ -60,7 +54,6 @@ class Voice(models.Model):
     dangerously_unscoped = models.Manager()  # noqa: DJ012 - a manager, not a field
 
     class Meta:
-        default_manager_name = "dangerously_unscoped"
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="uniq_voice_slug_per_tenant"),
             models.UniqueConstraint(

@@ -227,7 +227,9 @@ def all_chains() -> list[str]:
 
 
 # Exports carry every hashed field plus the chain links, so a copy can be verified offline.
-EXPORT_FIELDS = ["id", *(f for f in HASHED_FIELDS if f != "chain"), "prev_hash", "hash"]
+# An event's public id is its `seq` in the tenant's chain: the global row id would let one
+# tenant count everyone's activity.
+EXPORT_FIELDS = [*(f for f in HASHED_FIELDS if f != "chain"), "prev_hash", "hash"]
 
 
 def export_row(event: AuditEvent) -> dict:

@@ -40,6 +40,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 TIMBRE_ENV = env("TIMBRE_ENV", "development")
 PRODUCTION = TIMBRE_ENV == "production"
 INSECURE_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+INSECURE_API_KEY_PEPPER = "insecure-development-pepper-do-not-use-in-production"
 
 SECRET_KEY = env("SECRET_KEY", INSECURE_SECRET_KEY)
 # Old keys keep sessions and signed links valid while a new SECRET_KEY rolls out.
@@ -54,6 +55,9 @@ if PRODUCTION:
         problems.append("DEBUG must be off")
     if SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32:
         problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+    # Its own secret, so that rotating SECRET_KEY never silently revokes every API key.
+    if len(env("API_KEY_PEPPER", "")) < 32:
+        problems.append("API_KEY_PEPPER must be set to a random value of at least 32 characters")
     if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS must list the served host names")
     if not env("WATERMARK_KEYS"):
@@ -190,7 +194,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["core.filters.TenantScopedFilterBackend"],
+    # JSON only: the browsable API renders forms from unscoped relation choices. Audio
+    # endpoints return their own media types.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.JsonFallbackNegotiation",
@@ -211,7 +218,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Tenancy, keys, limits ---------------------------------------------------------------
-API_KEY_PEPPER = env("API_KEY_PEPPER", SECRET_KEY)
+API_KEY_PEPPER = env("API_KEY_PEPPER", INSECURE_API_KEY_PEPPER)
 API_KEY_ENVIRONMENT = env("API_KEY_ENVIRONMENT", "live")
 API_KEY_MAX_ROTATION_GRACE = timedelta(days=7)
 LAST_USED_WRITE_INTERVAL = timedelta(seconds=env_int("LAST_USED_WRITE_INTERVAL_S", 60))

@@ -1,7 +1,8 @@
 """One error shape for the whole API: {"error": {"code", "message", "request_id"}}.
 
-Views raise `ApiError` subclasses (or DRF's own exceptions); the handler below turns every
-exception into that shape with a stable `code`.
+Services raise `ApiError` subclasses: plain exceptions with an HTTP status and a stable code,
+free of DRF, so tasks and commands can raise and catch them too. The DRF handler below turns
+them (and DRF's own exceptions) into that shape.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 API_PREFIXES = ("/api/", "/v1/", "/healthz", "/readyz", "/files/")
 
 
-class ApiError(exceptions.APIException):
+class ApiError(Exception):
     """An error with a stable code. Subclass or instantiate with code/message/status."""
 
     status_code = status.HTTP_400_BAD_REQUEST
@@ -33,7 +34,8 @@ class ApiError(exceptions.APIException):
         details: dict | None = None,
         headers: dict | None = None,
     ):
-        super().__init__(message or self.default_detail, code or self.default_code)
+        self.message = message or self.default_detail
+        super().__init__(self.message)
         if status_code is not None:
             self.status_code = status_code
         self.error_code = code or self.default_code
@@ -127,7 +129,7 @@ def api_exception_handler(exc, context):
         exc = Forbidden()
 
     if isinstance(exc, ApiError):
-        body = error_body(request, exc.error_code, str(exc.detail), exc.details or None)
+        body = error_body(request, exc.error_code, exc.message, exc.details or None)
         response = Response(body, status=exc.status_code)
         for name, value in exc.headers.items():
             response[name] = value

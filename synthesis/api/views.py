@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.errors import ApiError, Conflict
+from core.filters import TenantScopedFilterSet
 from synthesis import audio, channels, services
 from synthesis.api.serializers import SynthesisRequestSerializer, SynthesizeSerializer
 from synthesis.models import SynthesisRequest
@@ -138,7 +139,7 @@ class SynthesizeView(TenantScopedAPIView):
         return finished_response(services.wait(job), data["delivery"])
 
 
-class SynthesisRequestFilter(django_filters.FilterSet):
+class SynthesisRequestFilter(TenantScopedFilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

@@ -13,11 +13,12 @@ from audit import services as audit
 from audit.api.serializers import AuditEventSerializer
 from audit.models import AuditEvent
 from core.errors import ApiError
+from core.filters import TenantScopedFilterSet
 from tenancy.api.base import TenantScopedViewSet
 from tenancy.roles import Scope
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(TenantScopedFilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     action = django_filters.CharFilter()
@@ -49,6 +50,8 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilter
     required_scopes = {"*": Scope.AUDIT_READ}
+    lookup_field = "seq"
+    lookup_value_regex = "[0-9]+"
 
     def safely_get_queryset(self, queryset):
         return queryset.order_by("-seq")

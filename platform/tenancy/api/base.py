@@ -13,11 +13,12 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.views import APIView
 
 from audit.services import RequestContext, context_from_request
-from core.errors import NotFound, Unauthorized
+from core import scoping
+from core.errors import Unauthorized
 from tenancy.models import ApiKey, Tenant
-from tenancy.roles import expand
-from tenancy.services import ratelimits, tenants
-from tenancy.services.errors import InsufficientScope, TenantSuspended
+from tenancy.services import ratelimits
+from tenancy.services.access import Access, resolve_access
+from tenancy.services.errors import InsufficientScope
 
 
 class IsAuthenticatedPrincipal(permissions.BasePermission):
@@ -39,8 +40,8 @@ class TenantScopedMixin:
     scope_method = "for_tenant"
     permission_classes = [IsAuthenticatedPrincipal]
 
+    access: Access
     tenant: Tenant
-    granted_scopes: frozenset[str]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -48,54 +49,47 @@ class TenantScopedMixin:
             raise TypeError(f"{cls.__name__}: implement safely_get_queryset, not get_queryset")
 
     # --- request set-up -----------------------------------------------------------------
+    def dispatch(self, request, *args, **kwargs):
+        # Default-manager queries (relation fields, validators, filters) see this request's
+        # tenant only, and nothing once the request is over.
+        with scoping.tenant_context(None):
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        self.tenant, self.granted_scopes = self.resolve_tenant(request, kwargs.get("tenant_slug"))
-        request.tenant = self.tenant
-        self.check_scope(request)
-        principal = (
-            f"key:{request.auth.pk}"
-            if isinstance(request.auth, ApiKey)
-            else (f"user:{request.user.pk}")
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        self.access = resolve_access(
+            api_key=api_key, user=request.user, slug=kwargs.get("tenant_slug")
         )
+        self.tenant = request.tenant = self.access.tenant
+        request.membership = self.access.membership
+        scoping.activate(self.tenant)
+        self.check_scope(request)
+        principal = f"key:{api_key.pk}" if api_key else f"user:{request.user.pk}"
         self.rate_limit_headers = ratelimits.enforce(request, self.tenant, principal)
 
-    @staticmethod
-    def resolve_tenant(request, slug: str | None) -> tuple[Tenant, frozenset[str]]:
-        if isinstance(request.auth, ApiKey):
-            tenant = request.auth.tenant
-            if slug is not None and slug != tenant.slug:
-                raise NotFound()
-            granted = expand(request.auth.scopes)
-        else:
-            if slug is None:
-                # Members address a tenant explicitly: /api/v1/tenants/<slug>/...
-                raise NotFound("Use /api/v1/tenants/<slug>/ with a signed-in session.")
-            tenant = Tenant.objects.select_related("plan").filter(slug=slug).first()
-            membership = tenants.membership_for(request.user, tenant) if tenant else None
-            if membership is None:
-                raise NotFound()
-            granted = tenants.ROLE_SCOPES[membership.role]
-            request.membership = membership
-        if not tenant.is_active:
-            raise TenantSuspended()
-        return tenant, granted
+    @property
+    def granted_scopes(self) -> frozenset[str]:
+        return self.access.scopes
 
     def required_scope(self, request) -> str | None:
-        if not hasattr(self, request.method.lower()) or (
-            hasattr(self, "action") and self.action is None
-        ):
-            raise MethodNotAllowed(request.method)  # 405 before any scope talk
+        method = request.method
+        if not hasattr(self, method.lower()) or (hasattr(self, "action") and self.action is None):
+            raise MethodNotAllowed(method)  # 405 before any scope talk
         action = getattr(self, "action", None)
-        for name in (action, request.method, "*"):
+        if method in ("HEAD", "OPTIONS"):
+            # HEAD and OPTIONS answer exactly as GET would (or, without a GET, as the
+            # route's first method would), so they reveal nothing GET would not.
+            action_map = getattr(self, "action_map", None) or {}
+            method = "GET" if hasattr(self, "get") else self.allowed_methods[0]
+            action = action_map.get(method.lower(), action if action != "metadata" else None)
+        for name in (action, method, "*"):
             if name in self.required_scopes:
                 return self.required_scopes[name]
         raise InsufficientScope("This action is not available to API credentials.")
 
     def check_scope(self, request) -> None:
-        required = self.required_scope(request)
-        if required is not None and required not in self.granted_scopes:
-            raise InsufficientScope(f"This action requires the '{required}' scope.")
+        self.access.require(self.required_scope(request))
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -116,14 +110,6 @@ class TenantScopedMixin:
     @property
     def audit_context(self) -> RequestContext:
         return context_from_request(self.request)
-
-    @property
-    def acting_role(self) -> str | None:
-        membership = getattr(self.request, "membership", None)
-        if membership is not None:
-            return membership.role
-        # An admin-scoped key acts as an admin, never as an owner.
-        return "admin"
 
 
 class TenantScopedViewSet(TenantScopedMixin, viewsets.GenericViewSet):

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.errors import NotFound
+from core.filters import TenantScopedFilterSet
 from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
 from tenancy.api.serializers import (
     ApiKeySerializer,
@@ -32,7 +33,7 @@ def _issued(issued: keys.IssuedKey) -> dict:
     return data
 
 
-class ApiKeyFilter(django_filters.FilterSet):
+class ApiKeyFilter(TenantScopedFilterSet):
     status = django_filters.ChoiceFilter(
         choices=[("active", "active"), ("revoked", "revoked")], method="filter_status"
     )
@@ -70,10 +71,9 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         issued = keys.create_key(
-            self.tenant,
+            self.access,
             context=self.audit_context,
             created_by=request.user if request.user else None,
-            granter_scopes=self.granted_scopes,
             **serializer.validated_data,
         )
         return Response(_issued(issued), status=status.HTTP_201_CREATED)
@@ -83,19 +83,19 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         params = ApiKeyUpdateSerializer(data=request.data, partial=True)
         params.is_valid(raise_exception=True)
         key = keys.update_key(
-            self.get_object(), context=self.audit_context, **params.validated_data
+            self.access, self.get_object(), context=self.audit_context, **params.validated_data
         )
         return Response(ApiKeySerializer(key).data)
 
     @extend_schema(responses={204: OpenApiResponse(description="Revoked")})
     def destroy(self, request, *args, **kwargs):
-        keys.revoke_key(self.get_object(), context=self.audit_context)
+        keys.revoke_key(self.access, self.get_object(), context=self.audit_context)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: ApiKeySerializer})
     @action(detail=True, methods=["post"])
     def revoke(self, request, *args, **kwargs):
-        key = keys.revoke_key(self.get_object(), context=self.audit_context)
+        key = keys.revoke_key(self.access, self.get_object(), context=self.audit_context)
         return Response(ApiKeySerializer(key).data)
 
     @extend_schema(request=RotateSerializer, responses={201: IssuedApiKeySerializer})
@@ -104,6 +104,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         params = RotateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         issued = keys.rotate_key(
+            self.access,
             self.get_object(),
             grace=timedelta(seconds=params.validated_data["grace_seconds"]),
             context=self.audit_context,
@@ -132,10 +133,9 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         params = MembershipCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         membership = tenants.add_member(
-            self.tenant,
+            self.access,
             params.validated_data["email"],
             params.validated_data["role"],
-            acting_role=self.acting_role,
             context=self.audit_context,
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
@@ -146,17 +146,15 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         if "role" not in params.validated_data:
             return Response(MembershipSerializer(self.get_object()).data)
         membership = tenants.change_role(
+            self.access,
             self.get_object(),
             params.validated_data["role"],
-            acting_role=self.acting_role,
             context=self.audit_context,
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
-        tenants.remove_member(
-            self.get_object(), acting_role=self.acting_role, context=self.audit_context
-        )
+        tenants.remove_member(self.access, self.get_object(), context=self.audit_context)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

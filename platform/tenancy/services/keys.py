@@ -22,12 +22,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from tenancy.models import ApiKey, Tenant
-from tenancy.roles import ALL_SCOPES, expand
+from core.errors import NotFound
+from tenancy.models import ApiKey
+from tenancy.roles import ALL_SCOPES, Scope
+from tenancy.services.access import Access
 from tenancy.services.errors import (
     ApiKeyExpired,
     ApiKeyRevoked,
-    InsufficientScope,
     InvalidApiKey,
     InvalidRequest,
     IpNotAllowed,
@@ -59,7 +60,7 @@ def _new_token() -> tuple[str, str, str]:
     return key_id, secret, f"tb_{settings.API_KEY_ENVIRONMENT}_{key_id}_{secret}"
 
 
-def validate_scopes(scopes, granter_scopes=None) -> list[str]:
+def validate_scopes(scopes) -> list[str]:
     scopes = sorted(set(scopes or []))
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown or not scopes:
@@ -67,9 +68,16 @@ def validate_scopes(scopes, granter_scopes=None) -> list[str]:
             f"Unknown or missing scopes {unknown}. Allowed: {', '.join(ALL_SCOPES)}.",
             code="invalid_scopes",
         )
-    if granter_scopes is not None and not set(expand(scopes)) <= set(expand(granter_scopes)):
-        raise InsufficientScope("A key cannot be given scopes its creator does not hold.")
     return scopes
+
+
+def check_can_manage(access: Access, key: ApiKey, what: str) -> None:
+    """The one rule for every path that creates, rotates, modifies or revokes a key: the
+    caller needs `keys:write` and every scope the key holds."""
+    access.require(Scope.KEYS_WRITE)
+    if key.tenant_id != access.tenant.pk:
+        raise NotFound()
+    access.require_all(key.scopes, f"{what} a key")
 
 
 def validate_allowed_ips(values) -> list[str]:
@@ -94,20 +102,23 @@ def key_snapshot(key: ApiKey) -> dict:
 
 @transaction.atomic
 def create_key(
-    tenant: Tenant,
+    access: Access,
     *,
     name: str,
     scopes,
     context: audit.RequestContext | None = None,
     created_by=None,
-    granter_scopes=None,
     expires_at: datetime | None = None,
     allowed_ips=(),
     monthly_character_limit: int | None = None,
     rotated_from: ApiKey | None = None,
 ) -> IssuedKey:
+    access.require(Scope.KEYS_WRITE)
+    scopes = validate_scopes(scopes)
+    access.require_all(scopes, "create")
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidRequest("expires_at must be in the future.", code="invalid_expiry")
+    tenant = access.tenant
     key_id, secret, token = _new_token()
     key = ApiKey.objects.for_tenant(tenant).create(
         tenant=tenant,
@@ -115,7 +126,7 @@ def create_key(
         key_id=key_id,
         digest=_digest(secret),
         last4=secret[-4:],
-        scopes=validate_scopes(scopes, granter_scopes),
+        scopes=scopes,
         allowed_ips=validate_allowed_ips(allowed_ips),
         monthly_character_limit=monthly_character_limit,
         created_by=created_by,
@@ -182,8 +193,11 @@ UPDATABLE_FIELDS = ("name", "monthly_character_limit", "allowed_ips")
 
 
 @transaction.atomic
-def update_key(key: ApiKey, context: audit.RequestContext | None = None, **changes) -> ApiKey:
+def update_key(
+    access: Access, key: ApiKey, context: audit.RequestContext | None = None, **changes
+) -> ApiKey:
     """Change a key's name, per-key monthly character budget or IP allow-list (audited)."""
+    check_can_manage(access, key, "modify")
     unknown = set(changes) - set(UPDATABLE_FIELDS)
     if unknown:
         raise InvalidRequest(f"Only {', '.join(UPDATABLE_FIELDS)} can be changed.")
@@ -205,7 +219,8 @@ def update_key(key: ApiKey, context: audit.RequestContext | None = None, **chang
 
 
 @transaction.atomic
-def revoke_key(key: ApiKey, context: audit.RequestContext | None = None) -> ApiKey:
+def revoke_key(access: Access, key: ApiKey, context: audit.RequestContext | None = None) -> ApiKey:
+    check_can_manage(access, key, "revoke")
     if key.revoked_at:
         return key
     before = key_snapshot(key)
@@ -224,9 +239,15 @@ def revoke_key(key: ApiKey, context: audit.RequestContext | None = None) -> ApiK
 
 @transaction.atomic
 def rotate_key(
-    key: ApiKey, *, grace: timedelta, context: audit.RequestContext | None = None, created_by=None
+    access: Access,
+    key: ApiKey,
+    *,
+    grace: timedelta,
+    context: audit.RequestContext | None = None,
+    created_by=None,
 ) -> IssuedKey:
     """Issue a replacement with the same settings; the old key keeps working for `grace`."""
+    check_can_manage(access, key, "rotate")
     if key.status != "active":
         raise InvalidRequest("Only an active key can be rotated.", code="key_not_active")
     if hasattr(key, "rotated_to"):
@@ -242,7 +263,7 @@ def rotate_key(
     key.expires_at = min(key.expires_at, grace_end) if key.expires_at else grace_end
     key.save(update_fields=["expires_at"])
     issued = create_key(
-        key.tenant,
+        access,
         name=key.name,
         scopes=key.scopes,
         context=context,

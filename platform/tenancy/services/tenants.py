@@ -12,7 +12,8 @@ from django.db import transaction
 from audit import services as audit
 from core.errors import NotFound
 from tenancy.models import Membership, Plan, Tenant
-from tenancy.roles import ROLE_SCOPES, Role
+from tenancy.roles import Role, Scope
+from tenancy.services.access import Access, role_scopes
 from tenancy.services.errors import InsufficientScope, InvalidRequest
 
 DEFAULT_PLANS = {
@@ -126,33 +127,32 @@ def membership_for(user, tenant: Tenant) -> Membership | None:
     return Membership.objects.for_tenant(tenant).filter(user=user).first()
 
 
-def user_scopes(user, tenant: Tenant) -> frozenset[str]:
-    membership = membership_for(user, tenant)
-    return ROLE_SCOPES[membership.role] if membership else frozenset()
-
-
-def _check_can_grant(acting_role: str | None, role: str) -> None:
+def _check_can_grant(access: Access, role: str) -> None:
+    """Granting, changing or removing a role needs `members:write` and every scope of that
+    role; only owners (and operators) make or unmake owners."""
+    access.require(Scope.MEMBERS_WRITE)
     if role not in Role.values:
         raise InvalidRequest(f"role must be one of {', '.join(Role.values)}.", code="invalid_role")
-    # Only owners make or unmake owners; a system actor (operator CLI) may do anything.
-    if role == Role.OWNER and acting_role not in (None, Role.OWNER):
+    if role == Role.OWNER and not access.may_manage_owners:
         raise InsufficientScope("Only an owner can grant or remove the owner role.")
+    access.require_all(role_scopes(role), f"grant or remove the {role} role")
 
 
 def _owners(tenant: Tenant):
     return Membership.objects.for_tenant(tenant).filter(role=Role.OWNER)
 
 
+def _same_tenant(access: Access, membership: Membership) -> None:
+    if membership.tenant_id != access.tenant.pk:
+        raise NotFound()
+
+
 @transaction.atomic
 def add_member(
-    tenant: Tenant,
-    user,
-    role: str,
-    *,
-    acting_role: str | None = None,
-    context: audit.RequestContext | None = None,
+    access: Access, user, role: str, *, context: audit.RequestContext | None = None
 ) -> Membership:
-    _check_can_grant(acting_role, role)
+    _check_can_grant(access, role)
+    tenant = access.tenant
     if membership_for(user, tenant):
         raise InvalidRequest("This user is already a member.", code="member_exists")
     membership = Membership.objects.for_tenant(tenant).create(tenant=tenant, user=user, role=role)
@@ -169,14 +169,15 @@ def add_member(
 
 @transaction.atomic
 def change_role(
+    access: Access,
     membership: Membership,
     role: str,
     *,
-    acting_role: str | None = None,
     context: audit.RequestContext | None = None,
 ) -> Membership:
-    _check_can_grant(acting_role, role)
-    _check_can_grant(acting_role, membership.role)
+    _same_tenant(access, membership)
+    _check_can_grant(access, role)
+    _check_can_grant(access, membership.role)
     if (
         membership.role == Role.OWNER
         and role != Role.OWNER
@@ -200,12 +201,10 @@ def change_role(
 
 @transaction.atomic
 def remove_member(
-    membership: Membership,
-    *,
-    acting_role: str | None = None,
-    context: audit.RequestContext | None = None,
+    access: Access, membership: Membership, *, context: audit.RequestContext | None = None
 ) -> None:
-    _check_can_grant(acting_role, membership.role)
+    _same_tenant(access, membership)
+    _check_can_grant(access, membership.role)
     if membership.role == Role.OWNER and _owners(membership.tenant).count() == 1:
         raise InvalidRequest("A tenant must keep at least one owner.", code="last_owner")
     before = {"user": membership.user.get_username(), "role": membership.role}

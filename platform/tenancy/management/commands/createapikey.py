@@ -7,6 +7,7 @@ from audit.services import Actor, RequestContext
 from core.errors import ApiError
 from tenancy.roles import ALL_SCOPES
 from tenancy.services import keys, tenants
+from tenancy.services.access import Access
 
 OPERATOR = RequestContext(actor=Actor.system("operator:createapikey"))
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
             tenant = tenants.get_tenant_by_slug(options["tenant"])
             expires = options["expires_days"]
             issued = keys.create_key(
-                tenant,
+                Access.operator(tenant),
                 name=options["name"],
                 scopes=[s.strip() for s in options["scopes"].split(",") if s.strip()],
                 context=OPERATOR,
@@ -40,5 +41,5 @@ class Command(BaseCommand):
                 monthly_character_limit=options["monthly_characters"],
             )
         except ApiError as exc:
-            raise CommandError(str(exc.detail)) from exc
+            raise CommandError(exc.message) from exc
         self.stdout.write(issued.token)

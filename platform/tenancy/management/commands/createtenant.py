@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from audit.services import Actor, RequestContext
 from core.errors import ApiError
 from tenancy.services import tenants
+from tenancy.services.access import Access
 
 OPERATOR = RequestContext(actor=Actor.system("operator:createtenant"))
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
                 user = get_user_model().objects.filter(username=owner).first()
                 if user is None:
                     raise CommandError(f"No user {owner!r}; run createuser first.")
-                tenants.add_member(tenant, user, "owner", context=OPERATOR)
+                tenants.add_member(Access.operator(tenant), user, "owner", context=OPERATOR)
         except ApiError as exc:
-            raise CommandError(str(exc.detail)) from exc
+            raise CommandError(exc.message) from exc
         self.stdout.write(f"tenant {tenant.slug} ({tenant.pk}) created on plan {plan}")

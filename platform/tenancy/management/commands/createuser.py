@@ -6,6 +6,7 @@ from audit.services import Actor, RequestContext
 from core.errors import ApiError
 from tenancy.roles import Role
 from tenancy.services import tenants
+from tenancy.services.access import Access
 
 OPERATOR = RequestContext(actor=Actor.system("operator:createuser"))
 
@@ -31,7 +32,8 @@ class Command(BaseCommand):
                 email, password or None, is_staff=superuser, is_superuser=superuser
             )
             if tenant:
-                tenants.add_member(tenants.get_tenant_by_slug(tenant), user, role, context=OPERATOR)
+                access = Access.operator(tenants.get_tenant_by_slug(tenant))
+                tenants.add_member(access, user, role, context=OPERATOR)
         except ApiError as exc:
-            raise CommandError(str(exc.detail)) from exc
+            raise CommandError(exc.message) from exc
         self.stdout.write(f"user {email} created" + (f" as {role} of {tenant}" if tenant else ""))

@@ -7,6 +7,7 @@ from audit.services import Actor, RequestContext
 from tenancy.models import Tenant
 from tenancy.roles import ALL_SCOPES
 from tenancy.services import keys, tenants
+from tenancy.services.access import Access
 
 OPERATOR = RequestContext(actor=Actor.system("operator:seed_demo"))
 
@@ -27,8 +28,10 @@ class Command(BaseCommand):
         user = User.objects.filter(username=email).first()
         if user is None:
             user = tenants.create_user(email, password, is_staff=True, is_superuser=True)
-            tenants.add_member(tenant, user, "owner", context=OPERATOR)
-        issued = keys.create_key(tenant, name="demo key", scopes=ALL_SCOPES, context=OPERATOR)
+            tenants.add_member(Access.operator(tenant), user, "owner", context=OPERATOR)
+        issued = keys.create_key(
+            Access.operator(tenant), name="demo key", scopes=ALL_SCOPES, context=OPERATOR
+        )
         self.stdout.write(
             "\n".join(
                 [

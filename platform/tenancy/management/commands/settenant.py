@@ -26,5 +26,5 @@ class Command(BaseCommand):
             if status:
                 tenants.set_tenant_status(tenant, status, context=OPERATOR)
         except ApiError as exc:
-            raise CommandError(str(exc.detail)) from exc
+            raise CommandError(exc.message) from exc
         self.stdout.write(f"tenant {tenant.slug}: plan {tenant.plan.slug}, {tenant.status}")
