@@ -33,6 +33,21 @@ def test_pages_are_scoped_to_membership_and_role(client, tenant, other_tenant, m
     assert client.get(f"/console/{tenant.slug}/").status_code == 302  # to sign-in
 
 
-def test_django_admin_is_read_only(admin_client):
+def test_django_admin_is_read_only(admin_client, tenant, make_key, make_member):
+    key = make_key(tenant).key
+    make_member(tenant, "auditor")
     assert admin_client.get("/django-admin/tenancy/tenant/").status_code == 200
     assert admin_client.get("/django-admin/tenancy/tenant/add/").status_code == 403
+    # Tenant-owned models list every tenant's rows for operators (the scoped default
+    # manager would refuse without a tenant).
+    for path in (
+        "tenancy/apikey/",
+        f"tenancy/apikey/{key.pk}/change/",
+        "tenancy/membership/",
+        "tenancy/usagerecord/",
+        "audit/auditevent/",
+        "synthesis/synthesisrequest/",
+        "voices/voice/",
+    ):
+        response = admin_client.get(f"/django-admin/{path}")
+        assert response.status_code == 200, path
