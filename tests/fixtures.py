@@ -172,6 +172,31 @@ def make_member(db):
 
 
 @pytest.fixture
+def make_job(db):
+    """A bare synthesis request row on the stock voice (no audio), for tests of what reads
+    or delivers jobs."""
+    from synthesis.models import SynthesisRequest
+    from voices.models import Voice
+
+    def make(tenant, **fields) -> SynthesisRequest:
+        stock = Voice.dangerously_unscoped.get(slug="stock-joe", tenant=None)
+        values = dict(
+            request_id=f"req_{uuid.uuid4().hex}",
+            voice=stock,
+            voice_slug=stock.slug,
+            model_version="x",
+            text_sha256="0" * 64,
+            characters=1,
+            format="wav",
+            sample_rate=0,
+            mode="sync",
+        )
+        return SynthesisRequest.objects.for_tenant(tenant).create(**{**values, **fields})
+
+    return make
+
+
+@pytest.fixture
 def client_for():
     """An API client authenticated with a token (Bearer) or as a signed-in user."""
 

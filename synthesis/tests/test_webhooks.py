@@ -11,8 +11,6 @@ import pytest
 from django.test import override_settings
 
 from synthesis import webhooks
-from synthesis.models import SynthesisRequest
-from voices.models import Voice
 
 pytestmark = pytest.mark.django_db
 
@@ -58,28 +56,13 @@ def receivers():
         receiver.close()
 
 
-def _job(tenant, url: str) -> SynthesisRequest:
-    stock = Voice.dangerously_unscoped.get(slug="stock-joe", tenant=None)
-    return SynthesisRequest.objects.for_tenant(tenant).create(
-        request_id="req_hook",
-        voice=stock,
-        voice_slug=stock.slug,
-        model_version="x",
-        text_sha256="0" * 64,
-        characters=1,
-        format="wav",
-        sample_rate=0,
-        mode="async",
-        status="succeeded",
-        webhook_url=url,
-    )
-
-
 @override_settings(WEBHOOK_ALLOW_PRIVATE_HOSTS=True)
-def test_redirects_are_not_followed(tenant, receivers):
+def test_redirects_are_not_followed(tenant, receivers, make_job):
     elsewhere = receivers()
     redirecting = receivers(status=307, location=f"http://127.0.0.1:{elsewhere.port}/stolen")
-    job = _job(tenant, f"http://127.0.0.1:{redirecting.port}/hook?x=1")
+    job = make_job(
+        tenant, mode="async", webhook_url=f"http://127.0.0.1:{redirecting.port}/hook?x=1"
+    )
     with pytest.raises(webhooks.WebhookDeliveryError, match="307"):
         webhooks.deliver(str(job.pk))
     assert redirecting.hits == [("/hook?x=1", f"127.0.0.1:{redirecting.port}")]
@@ -87,7 +70,7 @@ def test_redirects_are_not_followed(tenant, receivers):
 
 
 @override_settings(WEBHOOK_ALLOW_PRIVATE_HOSTS=True)
-def test_delivery_connects_to_the_checked_address(tenant, receivers, monkeypatch):
+def test_delivery_connects_to_the_checked_address(tenant, receivers, make_job, monkeypatch):
     """A name that resolves to the receiver when checked and elsewhere afterwards (DNS
     rebinding) is still delivered to the checked address, with the original Host header."""
     receiver = receivers()
@@ -102,7 +85,9 @@ def test_delivery_connects_to_the_checked_address(tenant, receivers, monkeypatch
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
-    job = _job(tenant, f"http://hooks.example.test:{receiver.port}/hook")
+    job = make_job(
+        tenant, mode="async", webhook_url=f"http://hooks.example.test:{receiver.port}/hook"
+    )
     webhooks.deliver(str(job.pk))
     assert receiver.hits == [("/hook", f"hooks.example.test:{receiver.port}")]
 

@@ -29,27 +29,14 @@ pytestmark = pytest.mark.django_db
 
 # --- fixtures -------------------------------------------------------------------------------
 @pytest.fixture
-def victim_rows(tenant, make_key, make_member):
+def victim_rows(tenant, make_key, make_member, make_job):
     """One row of every tenant-owned kind in the victim tenant A."""
     key = make_key(tenant, name="victim key").key
     make_member(tenant, "developer")
     voice = Voice.objects.for_tenant(tenant).create(
         slug="victim-voice", name="Victim", kind=Voice.Kind.CUSTOM
     )
-    stock = Voice.dangerously_unscoped.get(slug="stock-joe", tenant=None)
-    job = SynthesisRequest.objects.for_tenant(tenant).create(
-        request_id="req_victim",
-        api_key=key,
-        voice=stock,
-        voice_slug=stock.slug,
-        model_version="x",
-        text_sha256="0" * 64,
-        characters=1,
-        format="wav",
-        sample_rate=0,
-        mode="sync",
-    )
-    return {"key": key, "voice": voice, "job": job}
+    return {"key": key, "voice": voice, "job": make_job(tenant, api_key=key)}
 
 
 def _scoped_views():
