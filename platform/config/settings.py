@@ -249,6 +249,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_SYNTHESIS_TIME_LIMIT = env_int("SYNTHESIS_TIME_LIMIT", 120)
+# How long the web process waits on a request's channel (sync: for the result; stream: for the
+# whole stream) before it fails the request, 504 `synthesis_timeout`, and refunds it.
+SYNTHESIS_SYNC_TIMEOUT_S = env_int("SYNTHESIS_SYNC_TIMEOUT_S", CELERY_SYNTHESIS_TIME_LIMIT + 10)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 200)
 
 # --- Synthesis and watermarking -----------------------------------------------------------
