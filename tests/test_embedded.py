@@ -170,11 +170,13 @@ def plausible(seconds: float, text: str) -> bool:
     return 0.3 < seconds and expected / 3 < seconds < expected * 3 + 1
 
 
-def readme_block(after: str, language: str) -> str:
-    start = README.index(after)
-    match = re.compile(rf"```{language}\n(.*?)```", re.S).search(README, start)
-    assert match, f"no {language} block after {after!r} in README.md"
-    return match.group(1)
+def readme_block(section: str, language: str, containing: str) -> str:
+    """The first `language` code block of a README section that mentions `containing`."""
+    start = README.index(section)
+    for match in re.compile(rf"```{language}\n(.*?)```", re.S).finditer(README, start):
+        if containing in match.group(1):
+            return match.group(1)
+    raise AssertionError(f"no {language} block with {containing!r} under {section!r}")
 
 
 def shell_commands(block: str) -> list[list[str]]:
@@ -237,7 +239,7 @@ def test_serves_with_gunicorn_and_sqlite_in_wal_mode(embedded):
 
 
 def test_readme_curl_examples(embedded, tmp_path):
-    block = readme_block("prints a demo API key", "bash")
+    block = readme_block("## Quick start", "bash", "curl")
     commands = [argv for argv in shell_commands(block) if argv and argv[0] == "curl"]
     assert len(commands) == 2, block
     list_voices, speak = commands
@@ -250,7 +252,9 @@ def test_readme_curl_examples(embedded, tmp_path):
 
 
 def test_readme_openai_sdk_example(embedded, tmp_path, monkeypatch):
-    snippet = readme_block("official `openai` SDK", "python").replace(README_BASE, embedded.base)
+    snippet = readme_block("## Quick start", "python", "OpenAI(").replace(
+        README_BASE, embedded.base
+    )
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "README.md", "exec"), {"KEY": embedded.key})
     samples, sr = decode((tmp_path / "hi.mp3").read_bytes(), "mp3")
@@ -358,7 +362,7 @@ def test_api_docs_console_and_static_files(embedded):
 def test_readme_operator_commands(embedded, tmp_path):
     with embedded.client() as client:
         (tmp_path / "clip.mp3").write_bytes(synthesize(client, SENTENCES, format="mp3").content)
-    block = readme_block("## Operator commands", "bash")
+    block = readme_block("## Operator commands", "bash", "manage.py")
     outputs = {}
     for argv in shell_commands(block):
         assert argv[:2] == ["python", "manage.py"], argv
