@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,9 +72,17 @@ class RedisChannel:
                 self.redis.delete(key)
                 return
 
+    def sweep(self) -> int:
+        return 0  # every key carries TTL_SECONDS
+
 
 class FileChannel:
-    """Embedded mode: one numbered file per message, written atomically."""
+    """Embedded mode: one numbered file per message in a folder per request.
+
+    Files are never deleted on read, so the number of a new message is always free to take:
+    the publisher claims it with a hard link, which fails if the name exists and makes the
+    whole message appear at once. The consumer removes the folder after `end`; folders of
+    requests nobody consumed are swept once older than the TTL."""
 
     POLL_S = 0.02
 
@@ -82,27 +92,52 @@ class FileChannel:
     def publish(self, request_id: str, kind: bytes, data: bytes) -> None:
         folder = self.root / request_id
         folder.mkdir(parents=True, exist_ok=True)
-        index = len([p for p in folder.iterdir() if p.suffix == ".msg"])
-        tmp = folder / f"{index:06d}.tmp"
+        tmp = folder / f"{uuid.uuid4().hex}.tmp"
         tmp.write_bytes(kind + data)
-        os.replace(tmp, folder / f"{index:06d}.msg")
+        try:
+            # Every number below the count is taken (nothing is deleted while the folder
+            # lives), so start there and move up past a concurrent publisher's claims.
+            index = sum(1 for p in folder.iterdir() if p.suffix == ".msg")
+            while True:
+                try:
+                    os.link(tmp, folder / f"{index:06d}.msg")
+                    return
+                except FileExistsError:
+                    index += 1
+        finally:
+            tmp.unlink()
 
     def consume(self, request_id: str, timeout: float) -> Iterator[Message]:
         folder, index = self.root / request_id, 0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            path = folder / f"{index:06d}.msg"
-            if not path.exists():
+            try:
+                raw = (folder / f"{index:06d}.msg").read_bytes()
+            except FileNotFoundError:
                 time.sleep(self.POLL_S)
                 continue
-            raw = path.read_bytes()
-            path.unlink()
             index += 1
             message = Message(raw[:1], raw[1:])
+            if message.kind == END:
+                shutil.rmtree(folder, ignore_errors=True)
             yield message
             if message.kind == END:
                 return
         raise ChannelTimeout(request_id)
+
+    def sweep(self, max_age_s: float = TTL_SECONDS) -> int:
+        """Remove the folders of requests nobody consumed (a client that went away)."""
+        if not self.root.is_dir():
+            return 0
+        cutoff, removed = time.time() - max_age_s, 0
+        for folder in self.root.iterdir():
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its consumer removed it meanwhile
+        return removed
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +153,11 @@ def publish_chunk(request_id: str, data: bytes) -> None:
 
 def publish_end(request_id: str, **status) -> None:
     get_channel().publish(request_id, END, json.dumps(status).encode())
+
+
+def sweep() -> int:
+    """Housekeeping: drop channels older than their TTL (Redis expires its own)."""
+    return get_channel().sweep()
 
 
 def wait_for_end(request_id: str, timeout: float) -> dict:

@@ -350,13 +350,20 @@ def wait(job: SynthesisRequest, timeout: float | None = None) -> SynthesisReques
     try:
         channels.wait_for_end(str(job.pk), timeout)
     except channels.ChannelTimeout:
-        fail(job, "synthesis_timeout", "Synthesis did not finish in time.")
+        return time_out(job)
+    job.refresh_from_db()
+    return job
+
+
+def time_out(job: SynthesisRequest) -> SynthesisRequest:
+    """The web process gave up waiting: fail and refund (unless the job ended meanwhile)."""
+    fail(job, "synthesis_timeout", "Synthesis did not finish in time.")
     job.refresh_from_db()
     return job
 
 
 def stream_timeout() -> float:
-    return settings.CELERY_SYNTHESIS_TIME_LIMIT + 10
+    return settings.SYNTHESIS_SYNC_TIMEOUT_S
 
 
 def audio_bytes(job: SynthesisRequest) -> bytes:

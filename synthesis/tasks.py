@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from synthesis import services, webhooks
+from synthesis import channels, services, webhooks
 
 
 @shared_task(
@@ -31,4 +31,5 @@ def deliver_webhook(job_id: str) -> None:
 
 @shared_task(time_limit=120)
 def fail_stuck_requests() -> int:
+    channels.sweep()  # result channels nobody consumed (the client went away)
     return services.fail_stuck_requests()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import F
+
 from core.errors import ApiError
 from rollout import services as rollout
 from synthesis.engines.base import CONTROL_RANGES, EMOTIONS
@@ -47,9 +49,10 @@ def resolve_voice(tenant, slug: str) -> Voice:
         Voice.objects.visible_to(tenant)
         .select_related("model_version")
         .filter(slug=slug)
-        .order_by("tenant_id")
+        # A tenant's own voice wins over stock. Say where NULLs go: SQLite sorts them first.
+        .order_by(F("tenant_id").asc(nulls_last=True))
         .first()
-    )  # a tenant's own voice wins over stock
+    )
     if voice is None:
         raise UnknownVoice(
             f"Unknown voice {slug!r}. List available voices with GET /api/v1/voices."

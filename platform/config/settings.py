@@ -132,8 +132,14 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web server and the worker share the file: wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # The web server's threads and the worker share the file. WAL lets readers run beside the
+    # one writer; writers take the lock when their transaction begins (IMMEDIATE) and wait for
+    # it up to `timeout` seconds (SQLite's busy timeout) instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+    }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -256,6 +262,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_SYNTHESIS_TIME_LIMIT = env_int("SYNTHESIS_TIME_LIMIT", 120)
+# How long the web process waits on a request's channel (sync: for the result; stream: for the
+# whole stream) before it fails the request, 504 `synthesis_timeout`, and refunds it.
+SYNTHESIS_SYNC_TIMEOUT_S = env_int("SYNTHESIS_SYNC_TIMEOUT_S", CELERY_SYNTHESIS_TIME_LIMIT + 10)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 200)
 
 # --- Synthesis and watermarking -----------------------------------------------------------

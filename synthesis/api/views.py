@@ -59,16 +59,25 @@ def submit_from(view, params: services.SynthesisParams) -> SynthesisRequest:
 def streaming_response(job: SynthesisRequest) -> HttpResponse:
     """Stream the worker's chunks; a failure before the first byte is a normal error."""
     messages = channels.get_channel().consume(str(job.pk), services.stream_timeout())
-    first = next(messages)
+    try:
+        first = next(messages)
+    except channels.ChannelTimeout:
+        # No worker answered: fail and refund, then answer like a sync request would (the
+        # job may also have finished just now).
+        return finished_response(services.time_out(job), "audio")
     if first.kind == channels.END:
         job.refresh_from_db()
         raise failure_error(job)
 
     def body():
         yield first.data
-        for message in messages:
-            if message.kind == channels.CHUNK:
-                yield message.data
+        try:
+            for message in messages:
+                if message.kind == channels.CHUNK:
+                    yield message.data
+        except channels.ChannelTimeout:
+            services.time_out(job)
+            raise  # the status line is sent: break the connection so the client sees it
 
     response = StreamingHttpResponse(body(), content_type=audio.CONTENT_TYPES[job.format])
     for name, value in job_headers(job).items():
