@@ -9,7 +9,8 @@ from django_ratelimit.core import get_usage
 
 from audit.models import AuditEvent
 from audit.services import context_from_request
-from synthesis import audio, watermarking
+from speech import audio
+from synthesis import watermarking
 from tenancy.models import ApiKey, Membership, Tenant
 from tenancy.roles import ROLE_SCOPES, Scope
 from tenancy.services import quotas, tenants

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.errors import ApiError
 from rollout import services as rollout
-from synthesis.engines.base import CONTROL_RANGES, EMOTIONS
+from speech.engines.base import CONTROL_RANGES, EMOTIONS
 from voices.models import Voice
 
 STOCK_VOICES = [

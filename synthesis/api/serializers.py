@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from synthesis import audio
+from speech import audio
 from synthesis.models import SynthesisRequest
 
 CONTROL_FIELDS = ("speed", "pitch", "volume", "emotion", "intensity")

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from typing import Any
 
-from synthesis.errors import CodedError
+from speech.errors import CodedError
 
 DEFAULT_MAX_LENGTH = 5000
 DEFAULT_MAX_CHUNK_CHARS = 250
