@@ -7,9 +7,9 @@ from synthesis.models import SynthesisRequest
 CONTROL_FIELDS = ("speed", "pitch", "volume", "emotion", "intensity")
 
 
-def _range(name: str, prefix: str = "") -> str:
+def _range(name: str, prefix: str = "", signed: bool = False) -> str:
     lo, hi = CONTROL_RANGES[name]
-    return f"{prefix}{lo:g} to {hi:g}"
+    return f"{prefix}{lo:g} to {hi:+g}" if signed else f"{prefix}{lo:g} to {hi:g}"
 
 
 class StrictSerializer(serializers.Serializer):
@@ -40,7 +40,9 @@ class SynthesizeSerializer(StrictSerializer):
     )
     # Ranges are checked by the service (SynthesisControls), with the allowed values in the error.
     speed = serializers.FloatField(required=False, help_text=_range("speed"))
-    pitch = serializers.FloatField(required=False, help_text=_range("pitch", "semitones, "))
+    pitch = serializers.FloatField(
+        required=False, help_text=_range("pitch", "semitones, ", signed=True)
+    )
     volume = serializers.FloatField(required=False, help_text=_range("volume", "linear gain, "))
     emotion = serializers.CharField(required=False, help_text=", ".join(EMOTIONS))
     intensity = serializers.FloatField(required=False, help_text=_range("intensity"))
