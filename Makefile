@@ -1,4 +1,5 @@
-# Timbre: `make run` (embedded platform) and `make test` (full suite against real services).
+# Timbre: `make run` (embedded platform), `make test` (full suite against real services) and
+# `make test-unit` (the framework-free speech library alone: no database, Redis, S3 or Django).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/platform
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | sha1sum | cut -c1-12)
 SYSTEM_PACKAGES := espeak-ng sox libsox-fmt-all ffmpeg libsndfile1 chromium
 
-.PHONY: run test lint format bench bench-control bench-synthesis bench-watermark system-deps services deps lock clean
+.PHONY: run test test-unit lint format bench bench-control bench-synthesis bench-watermark system-deps services deps lock clean
 
 deps: system-deps $(STAMP)
 
@@ -40,6 +41,11 @@ run: deps
 test: deps services
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# Without the project's pytest plugins (tests.testenv, tests.fixtures) and pytest-django, so
+# nothing here needs PostgreSQL, Redis, S3 or settings. `make test` runs these tests too.
+test-unit: deps
+	$(PY) -m pytest platform/speech/tests -p no:django -o addopts="" -W ignore::pytest.PytestConfigWarning -q $(PYTEST_ARGS)
 
 lint: deps
 	$(PY) -m ruff check .

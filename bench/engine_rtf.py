@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # allow `python bench/engine_rtf.py` from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
-from synthesis import text as text_mod  # noqa: E402
-from synthesis.engines.base import SynthesisControls, iter_synthesis  # noqa: E402
-from synthesis.engines.piper_engine import PiperEngine  # noqa: E402
+from speech import text as text_mod  # noqa: E402
+from speech.engines.base import SynthesisControls, iter_synthesis  # noqa: E402
+from speech.engines.piper_engine import PiperEngine  # noqa: E402
 
 SHORT = "Your order has shipped and will arrive tomorrow."
 MEDIUM = (

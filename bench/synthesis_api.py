@@ -90,9 +90,9 @@ def setup_tenant() -> str:
 
 
 def engine_alone(repeats: int) -> dict[str, list[float]]:
-    from synthesis import dsp, text
-    from synthesis.engines.base import SynthesisControls, iter_synthesis
-    from synthesis.engines.piper_engine import PiperEngine
+    from speech import dsp, text
+    from speech.engines.base import SynthesisControls, iter_synthesis
+    from speech.engines.piper_engine import PiperEngine
 
     engine = PiperEngine()
     engine.load()

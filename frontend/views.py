@@ -13,7 +13,8 @@ from audit.models import AuditEvent
 from audit.services import context_from_request
 from core import scoping
 from core.errors import NotFound
-from synthesis import audio, watermarking
+from speech import audio
+from synthesis import watermarking
 from tenancy.models import ApiKey
 from tenancy.roles import Scope
 from tenancy.services import quotas

@@ -66,7 +66,7 @@ class SynthesisRequest(TenantOwnedModel):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    # Watermark that identifies this request in its audio (see synthesis/watermark).
+    # Watermark that identifies this request in its audio (see speech/watermark).
     watermark_backend = models.CharField(max_length=32, blank=True)
     watermark_key_id = models.CharField(max_length=32, blank=True)
     watermark_payload = models.CharField(max_length=64, blank=True, db_index=True)

@@ -1,9 +1,14 @@
-"""Celery tasks. `synthesize` runs on the `gpu` queue (see config/celery.py task_routes)."""
+"""Celery tasks. `synthesize` runs on the `gpu` queue (SYNTHESIS_QUEUE, chosen by admission).
+
+Tasks import the pipeline; services enqueue these tasks by name (synthesis/services/queueing.py),
+so nothing here is imported back by the services.
+"""
 
 from celery import shared_task
 from django.conf import settings
 
-from synthesis import channels, services, webhooks
+from synthesis import channels, webhooks
+from synthesis.services import pipeline
 
 
 @shared_task(
@@ -15,7 +20,7 @@ from synthesis import channels, services, webhooks
     time_limit=settings.CELERY_SYNTHESIS_TIME_LIMIT + 15,
 )
 def synthesize(job_id: str) -> None:
-    services.run(job_id)
+    pipeline.run(job_id)
 
 
 @shared_task(
@@ -32,4 +37,4 @@ def deliver_webhook(job_id: str) -> None:
 @shared_task(time_limit=120)
 def fail_stuck_requests() -> int:
     channels.sweep()  # result channels nobody consumed (the client went away)
-    return services.fail_stuck_requests()
+    return pipeline.fail_stuck_requests()

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from django.conf import settings
 
-from synthesis.watermark.base import Detection, WatermarkBackend, WatermarkError
+from speech.watermark.base import Detection, WatermarkBackend, WatermarkError
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +56,16 @@ def payload_for(request_uuid, key: bytes, bits: int) -> bytes:
 
 
 def make_backend(name: str) -> WatermarkBackend:
-    from synthesis.watermark.audiowmark import AudiowmarkWatermark
-    from synthesis.watermark.builtin import BuiltinWatermark
+    from speech.watermark.audiowmark import AudiowmarkWatermark
+    from speech.watermark.builtin import BuiltinWatermark
 
     if name == "builtin":
         return BuiltinWatermark(strength=settings.WATERMARK_STRENGTH)
     if name == "audiowmark":
-        return AudiowmarkWatermark(strength=settings.WATERMARK_AUDIOWMARK_STRENGTH)
+        return AudiowmarkWatermark(
+            binary=settings.WATERMARK_AUDIOWMARK_BINARY,
+            strength=settings.WATERMARK_AUDIOWMARK_STRENGTH,
+        )
     raise WatermarkFailed(f"unknown watermark backend {name!r}")
 
 
@@ -154,7 +157,7 @@ def identify(tenant, data: bytes, context=None) -> dict:
     know: full details for its own requests; only "another tenant" for anyone else's. Every
     detection is audited."""
     from audit import services as audit
-    from synthesis import audio
+    from speech import audio
 
     samples, sr = audio.decode(
         data,

@@ -6,7 +6,9 @@ from django.db.models import F
 
 from core.errors import ApiError
 from rollout import services as rollout
-from synthesis.engines.base import CONTROL_RANGES, EMOTIONS
+from speech.audio import FORMATS, VALID_SAMPLE_RATES
+from speech.engines.base import CONTROL_RANGES, EMOTIONS
+from speech.text import SUPPORTED_ELEMENTS
 from voices.models import Voice
 
 STOCK_VOICES = [
@@ -64,11 +66,11 @@ def resolve_voice(tenant, slug: str) -> Voice:
 
 def capabilities(voice: Voice) -> dict:
     return {
-        "formats": ["wav", "mp3", "ogg", "opus", "flac", "pcm"],
-        "sample_rates": [8000, 16000, 22050, 24000, 44100, 48000],
+        "formats": list(FORMATS),
+        "sample_rates": list(VALID_SAMPLE_RATES),
         "emotions": list(EMOTIONS),
         "emotion_method": "prosody",
         "controls": {name: {"min": lo, "max": hi} for name, (lo, hi) in CONTROL_RANGES.items()},
         "streaming": True,
-        "ssml": ["speak", "break", "prosody"],
+        "ssml": list(SUPPORTED_ELEMENTS),
     }

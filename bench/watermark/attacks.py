@@ -128,7 +128,7 @@ ATTACKS: dict[str, Callable[[Path, Path], None]] = {
     "speed_+2": _sox("speed", "1.02"),
     "speed_-2": _sox("speed", "0.98"),
     "lowpass_4k": _sox("sinc", "-4000"),
-    # The platform's own lossy output settings (synthesis/audio.py): the mark must survive
+    # The platform's own lossy output settings (speech/audio.py): the mark must survive
     # what Timbre itself delivers.
     "platform_mp3_96k": _codec("mp3", ["-c:a", "libmp3lame", "-b:a", "96k"]),
     "platform_opus_64k": _codec("opus", ["-c:a", "libopus", "-b:a", "64k"]),

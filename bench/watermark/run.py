@@ -59,7 +59,7 @@ class Driver:
 
 class BuiltinDriver(Driver):
     def __init__(self, strength: float):
-        from synthesis.watermark.builtin import BuiltinWatermark
+        from speech.watermark.builtin import BuiltinWatermark
 
         self.wm = BuiltinWatermark(strength)
         self.payload_len = self.wm.payload_bits // 8

@@ -270,12 +270,19 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 # --- Synthesis and watermarking -----------------------------------------------------------
 # The queue synthesis jobs go to (`gpu` workers; a CPU worker serves it where there is no GPU).
 SYNTHESIS_QUEUE = env("SYNTHESIS_QUEUE", "gpu")
+# The speech library reads no environment: these are passed to it by the apps' glue.
+SYNTHESIS_ENGINE_CACHE_SIZE = env_int("SYNTHESIS_ENGINE_CACHE_SIZE", 3)  # engines per worker
+TIMBRE_ONNX_THREADS = env_int("TIMBRE_ONNX_THREADS", 1)  # per engine; scale with processes
+TIMBRE_ASR_THREADS = env_int("TIMBRE_ASR_THREADS", 0)  # 0: CTranslate2 chooses
+# Remote model artefacts are fetched here, one folder per sha256 (rollout/engines.py).
+MODEL_CACHE_DIR = Path(env("MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", not PRODUCTION)
 # "kid:base64secret,kid:base64secret": the first signs new clips; all are tried on detection.
 WATERMARK_KEYS = env("WATERMARK_KEYS", "")
 WATERMARK_BACKENDS = env_list("WATERMARK_BACKENDS", "builtin,audiowmark")
 WATERMARK_STRENGTH = float(env("WATERMARK_STRENGTH", "1.0"))
 WATERMARK_AUDIOWMARK_STRENGTH = float(env("WATERMARK_AUDIOWMARK_STRENGTH", "10"))
+WATERMARK_AUDIOWMARK_BINARY = env("WATERMARK_AUDIOWMARK_BINARY", "audiowmark")  # name or path
 WATERMARK_DETECT_MAX_BYTES = env_int("WATERMARK_DETECT_MAX_BYTES", 25 * 1024 * 1024)
 WATERMARK_DETECT_MAX_SECONDS = env_int("WATERMARK_DETECT_MAX_SECONDS", 600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WATERMARK_DETECT_MAX_BYTES + 1024 * 1024

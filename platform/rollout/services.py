@@ -9,12 +9,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 from rollout.models import ModelVersion
-from synthesis.engines.base import ModelVersionSpec
+from speech.engines.base import ModelVersionSpec
 
 
 @lru_cache(maxsize=1)
 def stock_spec() -> ModelVersionSpec:
-    from synthesis.engines.piper_engine import default_spec
+    from speech.engines.piper_engine import default_spec
 
     return default_spec()
 
@@ -38,8 +38,12 @@ def register(
 def spec_for(version: ModelVersion) -> ModelVersionSpec:
     if version.id == stock_spec().id:
         return stock_spec()
+    # A stored artefact is named by its storage key; the engine cache fetches it to a local path.
     return ModelVersionSpec(
-        version.engine, version.version, version.artefact_checksum, version.artefact_key or None
+        version.engine,
+        version.version,
+        version.artefact_checksum,
+        artefact_key=version.artefact_key or None,
     )
 
 

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.scoping import TenantOwnedModel
+from speech.text import DEFAULT_MAX_LENGTH
 from tenancy.roles import Role
 
 
@@ -24,7 +25,7 @@ class Plan(models.Model):
     fine_tunes_per_month = models.PositiveIntegerField(default=2)
     max_voices = models.PositiveIntegerField(default=5)
     storage_bytes = models.BigIntegerField(null=True, blank=True)
-    max_text_characters = models.PositiveIntegerField(default=5000)
+    max_text_characters = models.PositiveIntegerField(default=DEFAULT_MAX_LENGTH)
 
     def __str__(self) -> str:
         return self.name

@@ -1,9 +1,15 @@
 from rest_framework import serializers
 
-from synthesis import audio
+from speech import audio
+from speech.engines.base import CONTROL_RANGES, EMOTIONS
 from synthesis.models import SynthesisRequest
 
 CONTROL_FIELDS = ("speed", "pitch", "volume", "emotion", "intensity")
+
+
+def _range(name: str, prefix: str = "", signed: bool = False) -> str:
+    lo, hi = CONTROL_RANGES[name]
+    return f"{prefix}{lo:g} to {hi:+g}" if signed else f"{prefix}{lo:g} to {hi:g}"
 
 
 class StrictSerializer(serializers.Serializer):
@@ -24,7 +30,7 @@ class SynthesizeSerializer(StrictSerializer):
     text = serializers.CharField(trim_whitespace=False, allow_blank=True)
     format = serializers.CharField(default="wav", help_text=f"One of {', '.join(audio.FORMATS)}")
     sample_rate = serializers.IntegerField(
-        required=False, allow_null=True, help_text="8000, 16000, 22050, 24000, 44100, 48000"
+        required=False, allow_null=True, help_text=", ".join(map(str, audio.VALID_SAMPLE_RATES))
     )
     mode = serializers.ChoiceField(choices=SynthesisRequest.Mode.choices, default="sync")
     delivery = serializers.ChoiceField(
@@ -32,13 +38,14 @@ class SynthesizeSerializer(StrictSerializer):
         default="audio",
         help_text="sync mode: audio bytes, or JSON with a URL",
     )
-    speed = serializers.FloatField(required=False, help_text="0.5 to 2.0")
-    pitch = serializers.FloatField(required=False, help_text="semitones, -6 to +6")
-    volume = serializers.FloatField(required=False, help_text="linear gain, 0 to 2")
-    emotion = serializers.CharField(
-        required=False, help_text="neutral, happy, sad, angry, calm, excited, whispery"
+    # Ranges are checked by the service (SynthesisControls), with the allowed values in the error.
+    speed = serializers.FloatField(required=False, help_text=_range("speed"))
+    pitch = serializers.FloatField(
+        required=False, help_text=_range("pitch", "semitones, ", signed=True)
     )
-    intensity = serializers.FloatField(required=False, help_text="0 to 1")
+    volume = serializers.FloatField(required=False, help_text=_range("volume", "linear gain, "))
+    emotion = serializers.CharField(required=False, help_text=", ".join(EMOTIONS))
+    intensity = serializers.FloatField(required=False, help_text=_range("intensity"))
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
 
     def controls(self) -> dict:

@@ -12,7 +12,8 @@ from rest_framework.response import Response
 
 from core.errors import ApiError, Conflict
 from core.filters import TenantScopedFilterSet
-from synthesis import audio, channels, services
+from speech import audio
+from synthesis import channels, services
 from synthesis.api.serializers import SynthesisRequestSerializer, SynthesizeSerializer
 from synthesis.models import SynthesisRequest
 from synthesis.webhooks import check_url

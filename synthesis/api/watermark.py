@@ -7,7 +7,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from core.errors import ApiError
-from synthesis import audio, watermarking
+from speech import audio
+from synthesis import watermarking
 from tenancy.api.base import TenantScopedAPIView
 from tenancy.roles import Scope
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from synthesis import asr, audio, dsp
+from speech import asr, audio, dsp
 from synthesis.models import SynthesisRequest
 from synthesis.webhooks import sign
 from tenancy.models import QuotaCounter, UsageRecord

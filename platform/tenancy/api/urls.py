@@ -1,13 +1,11 @@
 from django.urls import re_path
 
-from audit.api.views import AuditEventViewSet
 from core.routers import OptionalSlashRouter
 from tenancy.api import views
 
 router = OptionalSlashRouter()
 router.register("keys", views.ApiKeyViewSet, basename="apikey")
 router.register("members", views.MembershipViewSet, basename="member")
-router.register("audit-events", AuditEventViewSet, basename="auditevent")
 
 urlpatterns = [
     re_path(r"^tenant/?$", views.TenantView.as_view(), name="tenant"),

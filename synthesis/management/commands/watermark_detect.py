@@ -5,7 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from synthesis import audio, watermarking
+from speech import audio
+from synthesis import watermarking
 
 
 class Command(BaseCommand):

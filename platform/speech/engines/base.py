@@ -42,13 +42,15 @@ class ControlError(ValueError):
 class ModelVersionSpec:
     """Identifies one immutable model artefact.
 
-    ``artefact_path`` is a locator only; identity is engine + version + checksum.
+    ``artefact_path`` (a local file) and ``artefact_key`` (an object-storage key, fetched to a
+    local path by ``ArtefactCache``) are locators only; identity is engine + version + checksum.
     """
 
     engine: str
     version: str
     artefact_checksum: str  # sha256 hex of the primary artefact (e.g. the .onnx file)
     artefact_path: str | None = field(default=None, compare=False)
+    artefact_key: str | None = field(default=None, compare=False)
 
     @property
     def id(self) -> str:
@@ -130,6 +132,8 @@ class Engine(ABC):
     """One loaded voice model. Not thread-safe: use one instance per worker thread."""
 
     name: str = "abstract"
+    # Suffixes of files that travel beside the primary artefact (fetched with it).
+    artefact_companions: tuple[str, ...] = ()
 
     @abstractmethod
     def load(self, spec: ModelVersionSpec | None = None) -> ModelVersionSpec:
@@ -199,7 +203,7 @@ def synthesize_chunks(
     crossfade_ms: float = 30.0,
 ) -> np.ndarray:
     """Render all chunks and join them with an equal-power crossfade."""
-    from synthesis import dsp  # local: keeps the interface importable without scipy
+    from speech import dsp  # local: keeps the interface importable without scipy
 
     parts, pauses = [], []
     for audio, pause in iter_synthesis(engine, chunks, controls):

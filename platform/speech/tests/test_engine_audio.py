@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from synthesis import audio, dsp, text
-from synthesis.engines.base import (
+from speech import audio, dsp, text
+from speech.engines.base import (
     EMOTIONS,
     ControlError,
     ModelVersionSpec,
@@ -24,7 +24,7 @@ from synthesis.engines.base import (
     synthesize_chunks,
     validate_controls,
 )
-from synthesis.engines.piper_engine import PiperEngine, default_spec, default_voice_paths
+from speech.engines.piper_engine import PiperEngine, default_spec, default_voice_paths
 
 SENTENCE = (
     "The weather today is sunny with a light breeze, and everyone seems to be "
@@ -480,7 +480,7 @@ LONG_TEXT = (
 
 @pytest.mark.slow
 def test_long_text_chunked_synthesis_is_intelligible(engine):
-    from synthesis import asr
+    from speech import asr
 
     chunks = text.prepare(LONG_TEXT, max_chunk_chars=120)
     assert len(chunks) >= 6
@@ -492,7 +492,7 @@ def test_long_text_chunked_synthesis_is_intelligible(engine):
 
 
 def test_wer_helper():
-    from synthesis import asr
+    from speech import asr
 
     assert asr.wer("the cat sat", "the cat sat") == 0.0
     assert asr.wer("the cat sat", "the cat") == pytest.approx(1 / 3)

@@ -1,9 +1,10 @@
 """Per-process cache of loaded engines, keyed by model version id.
 
-Loaded on first use; each new version is sanity-checked with a short synthesis before it is
-served. `swap` loads a replacement beside the live one and switches atomically, so requests in
-flight keep the engine they started with. Nothing is shared between tenants except immutable
-model weights.
+Loaded on first use (a remote artefact is first fetched to a local, checksum-verified copy by
+the `ArtefactCache` the app configures); each new version is sanity-checked with a short
+synthesis before it is served. `swap` loads a replacement beside the live one and switches
+atomically, so requests in flight keep the engine they started with. Nothing is shared between
+tenants except immutable model weights.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from synthesis.engines.base import Engine, ModelVersionSpec, SynthesisControls
+from speech.engines.artefacts import ArtefactCache
+from speech.engines.base import Engine, ModelVersionSpec, SynthesisControls
 
 logger = logging.getLogger(__name__)
 SANITY_TEXT = "Voice check."
@@ -25,13 +27,16 @@ class EngineLoadError(RuntimeError):
     pass
 
 
-def create_engine(spec: ModelVersionSpec) -> Engine:
-    if spec.engine == "piper":
-        from synthesis.engines.piper_engine import PiperEngine
+def engine_class(name: str) -> type[Engine]:
+    if name == "piper":
+        from speech.engines.piper_engine import PiperEngine
 
-        engine = PiperEngine()
-    else:
-        raise EngineLoadError(f"unknown engine {spec.engine!r}")
+        return PiperEngine
+    raise EngineLoadError(f"unknown engine {name!r}")
+
+
+def create_engine(spec: ModelVersionSpec, threads: int = 1) -> Engine:
+    engine = engine_class(spec.engine)(threads=threads)
     engine.load(spec)
     return engine
 
@@ -46,14 +51,22 @@ def sanity_check(engine: Engine) -> None:
 
 class EngineCache:
     def __init__(
-        self, max_engines: int = 3, factory: Callable[[ModelVersionSpec], Engine] = create_engine
+        self,
+        max_engines: int = 3,
+        factory: Callable[[ModelVersionSpec], Engine] = create_engine,
+        artefacts: ArtefactCache | None = None,
     ):
         self.max_engines = max_engines
         self.factory = factory
+        self.artefacts = artefacts
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._lock = threading.Lock()
 
     def _load(self, spec: ModelVersionSpec) -> Engine:
+        if spec.artefact_key and not spec.artefact_path:
+            if self.artefacts is None:
+                raise EngineLoadError(f"{spec.id} is remote and no artefact cache is configured")
+            spec = self.artefacts.resolve(spec, engine_class(spec.engine).artefact_companions)
         engine = self.factory(spec)
         try:
             sanity_check(engine)
@@ -97,15 +110,3 @@ class EngineCache:
     def loaded(self) -> list[str]:
         with self._lock:
             return list(self._engines)
-
-
-_cache: EngineCache | None = None
-
-
-def engine_cache() -> EngineCache:
-    global _cache
-    if _cache is None:
-        import os
-
-        _cache = EngineCache(max_engines=int(os.environ.get("SYNTHESIS_ENGINE_CACHE_SIZE", "3")))
-    return _cache

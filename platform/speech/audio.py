@@ -32,8 +32,8 @@ import threading
 import numpy as np
 import soundfile as sf
 
-from synthesis import dsp
-from synthesis.errors import CodedError
+from speech import dsp
+from speech.errors import CodedError
 
 FORMATS = ("wav", "flac", "ogg", "mp3", "opus", "pcm")
 VALID_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)

@@ -13,13 +13,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from typing import Any
 
-from synthesis.errors import CodedError
+from speech.engines.base import CONTROL_RANGES
+from speech.errors import CodedError
 
 DEFAULT_MAX_LENGTH = 5000
 DEFAULT_MAX_CHUNK_CHARS = 250
 MAX_BREAK_MS = 10_000
-RATE_RANGE = (0.5, 2.0)
-PITCH_RANGE_ST = (-6.0, 6.0)
+# SSML prosody may not leave the ranges of the request controls it scales.
+RATE_RANGE = CONTROL_RANGES["speed"]
+PITCH_RANGE_ST = CONTROL_RANGES["pitch"]
 
 
 class TextError(CodedError):

@@ -45,9 +45,8 @@ class AudiowmarkWatermark(WatermarkBackend):
         self.binary = binary
         self.strength = strength
 
-    @classmethod
-    def available(cls) -> bool:
-        return shutil.which("audiowmark") is not None
+    def available(self) -> bool:
+        return shutil.which(self.binary) is not None
 
     # -- helpers -----------------------------------------------------------------------
     def _run(self, args: list[str], key: bytes, td: Path) -> str:

@@ -1,17 +1,14 @@
-"""Synthesis: validate and admit a request (web), run it (worker), settle quota and usage.
+"""The worker pipeline: claim a request, run it, and end it (succeed or fail), plus the reaper.
 
-Request path: voice and state -> text and controls -> reserve quota (characters + a concurrency
-slot) -> resolve the model version -> create the SynthesisRequest -> dispatch to `gpu`.
-Worker path: claim -> synthesize chunk by chunk -> watermark (fail closed) -> encode -> store ->
-commit quota. Any failure refunds the reservation; every request ends succeeded or failed.
+Claim (`queued -> processing`) -> synthesize chunk by chunk -> watermark (fail closed) ->
+encode -> store -> commit quota. Any failure refunds the reservation; every request ends
+succeeded or failed, and success is accepted only from `processing`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -21,117 +18,26 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.errors import ApiError
 from core.storage import get_storage, tenant_key
 from rollout import services as rollout
-from synthesis import audio, channels, dsp, text
-from synthesis.engines.base import ControlError, SynthesisControls, iter_synthesis
-from synthesis.engines.cache import engine_cache
+from rollout.engines import engine_cache
+from speech import audio, dsp, text
+from speech.engines.base import SynthesisControls, iter_synthesis
+from synthesis import channels
 from synthesis.models import SynthesisRequest
+from synthesis.services.queueing import DELIVER_WEBHOOK_TASK, enqueue
 from synthesis.watermarking import WatermarkFailed, watermark_clip
 from tenancy.models import UsageRecord
 from tenancy.services import quotas, usage
-from voices import services as voices
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FORMAT = "wav"
 # Streaming emits audio in pieces of at least this length so each piece carries a watermark.
 STREAM_MIN_PIECE_S = 2.5
 # Rough speaking rate, to predict whether the text still to come makes a long enough piece.
 CHARS_PER_SECOND = 14.0
 
 
-class InvalidSynthesisRequest(ApiError):
-    default_code = "invalid_request"
-
-
-@dataclass
-class SynthesisParams:
-    voice: str
-    text: str
-    format: str = DEFAULT_FORMAT
-    sample_rate: int | None = None
-    mode: str = SynthesisRequest.Mode.SYNC
-    controls: dict = field(default_factory=dict)
-    webhook_url: str = ""
-
-
-# --- admission (web process) ------------------------------------------------------------------
-def billable_characters(raw_text: str) -> int:
-    """Characters of speakable text: SSML markup is not billed."""
-    return sum(len(segment.text) for segment in text.parse_ssml(raw_text))
-
-
-def validate(tenant, params: SynthesisParams) -> tuple[SynthesisControls, int]:
-    try:
-        text.prepare(params.text, max_length=tenant.plan.max_text_characters)
-    except text.TextError as exc:
-        raise InvalidSynthesisRequest(exc.message, code=exc.code) from exc
-    try:
-        controls = SynthesisControls.from_dict(params.controls)
-    except ControlError as exc:
-        raise InvalidSynthesisRequest(
-            f"{exc.field}: {exc.message}",
-            code="invalid_control",
-            details={"field": exc.field, "allowed": exc.allowed},
-        ) from exc
-    except TypeError as exc:
-        raise InvalidSynthesisRequest(str(exc), code="invalid_control") from exc
-    if params.format not in audio.FORMATS:
-        raise InvalidSynthesisRequest(
-            f"Unsupported format {params.format!r}.",
-            code="unsupported_format",
-            details={"allowed": list(audio.FORMATS)},
-        )
-    if params.sample_rate is not None and params.sample_rate not in audio.VALID_SAMPLE_RATES:
-        raise InvalidSynthesisRequest(
-            f"Unsupported sample_rate {params.sample_rate}.",
-            code="unsupported_sample_rate",
-            details={"allowed": list(audio.VALID_SAMPLE_RATES)},
-        )
-    return controls, billable_characters(params.text)
-
-
-def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> SynthesisRequest:
-    """Validate, reserve quota and queue the job. Raises ApiError subclasses with stable codes."""
-    voice = voices.resolve_voice(tenant, params.voice)
-    controls, characters = validate(tenant, params)
-    version = rollout.resolve_model_version(tenant, voice)
-    with transaction.atomic():
-        slot = quotas.reserve(tenant, api_key, 1, quotas.CONCURRENT_JOBS)
-        chars = quotas.reserve(tenant, api_key, characters)
-        job = SynthesisRequest.objects.for_tenant(tenant).create(
-            tenant=tenant,
-            request_id=request_id,
-            api_key=api_key,
-            voice=voice,
-            voice_slug=voice.slug,
-            model_version=version.id,
-            text=params.text,
-            text_sha256=hashlib.sha256(params.text.encode()).hexdigest(),
-            characters=characters,
-            controls=controls.to_dict(),
-            format=params.format,
-            sample_rate=params.sample_rate or 0,
-            mode=params.mode,
-            webhook_url=params.webhook_url,
-            character_reservation=chars,
-            slot_reservation=slot,
-        )
-        transaction.on_commit(lambda: dispatch(job))
-    return job
-
-
-def dispatch(job: SynthesisRequest) -> None:
-    from synthesis.tasks import synthesize
-
-    synthesize.apply_async(
-        args=[str(job.pk)], queue=settings.SYNTHESIS_QUEUE, routing_key=settings.SYNTHESIS_QUEUE
-    )
-
-
-# --- execution (worker process) ------------------------------------------------------------
 class _StreamSink:
     """Groups synthesized chunks into pieces long enough to carry a watermark, marks them,
     encodes them and publishes them as they complete."""
@@ -321,9 +227,7 @@ def _announce(job: SynthesisRequest) -> None:
         str(job.pk), status=job.status, error_code=job.error_code, error_message=job.error_message
     )
     if job.webhook_url:
-        from synthesis.tasks import deliver_webhook
-
-        transaction.on_commit(lambda: deliver_webhook.delay(str(job.pk)))
+        transaction.on_commit(lambda: enqueue(DELIVER_WEBHOOK_TASK, str(job.pk)))
 
 
 def fail_stuck_requests() -> int:
@@ -341,35 +245,3 @@ def fail_stuck_requests() -> int:
         fail(job, "worker_lost", "The request did not finish within its time limit.")
         count += 1
     return count
-
-
-# --- results (web process) -----------------------------------------------------------------
-def wait(job: SynthesisRequest, timeout: float | None = None) -> SynthesisRequest:
-    """Block until the worker announces the end of the request, then reload it."""
-    timeout = timeout or stream_timeout()
-    try:
-        channels.wait_for_end(str(job.pk), timeout)
-    except channels.ChannelTimeout:
-        return time_out(job)
-    job.refresh_from_db()
-    return job
-
-
-def time_out(job: SynthesisRequest) -> SynthesisRequest:
-    """The web process gave up waiting: fail and refund (unless the job ended meanwhile)."""
-    fail(job, "synthesis_timeout", "Synthesis did not finish in time.")
-    job.refresh_from_db()
-    return job
-
-
-def stream_timeout() -> float:
-    return settings.SYNTHESIS_SYNC_TIMEOUT_S
-
-
-def audio_bytes(job: SynthesisRequest) -> bytes:
-    return get_storage().get(job.audio_key)
-
-
-def download_url(job: SynthesisRequest) -> str:
-    filename = f"{job.pk}.{audio.FILE_EXTENSIONS[job.format]}"
-    return get_storage().url(job.audio_key, filename=filename)

@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from synthesis.engines.base import SynthesisControls
-from synthesis.engines.cache import EngineCache, EngineLoadError, create_engine
-from synthesis.engines.piper_engine import default_spec
+from speech.engines.base import SynthesisControls
+from speech.engines.cache import EngineCache, EngineLoadError, create_engine
+from speech.engines.piper_engine import default_spec
 
 
 @pytest.fixture(scope="module")
