@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from speech import dsp
+from speech.onnx_sessions import cpu_session
 
 MOS_SAMPLE_RATE = 16000
 MODEL_VERSION = "dnsmos-p808-model_v8+p835-sig_bak_ovr (speechmos 0.0.1.1)"
@@ -36,21 +37,13 @@ def get_model(threads: int = 1):
     global _model
     with _lock:
         if _model is None:
-            import onnxruntime as ort
             from speechmos.dnsmos import DNSMOS
 
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = max(1, int(threads))
-            opts.inter_op_num_threads = 1
             d = _models_dir()
             model = DNSMOS.__new__(DNSMOS)  # its __init__ gives no way to set threads
             model.primary_model_path = str(d / "sig_bak_ovr.onnx")
-            model.onnx_sess = ort.InferenceSession(
-                model.primary_model_path, sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-            model.p808_onnx_sess = ort.InferenceSession(
-                str(d / "model_v8.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
+            model.onnx_sess = cpu_session(model.primary_model_path, threads)
+            model.p808_onnx_sess = cpu_session(d / "model_v8.onnx", threads)
             _model = model
         return _model
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from speech import dsp
+from speech.onnx_sessions import cpu_session
 
 VAD_SAMPLE_RATE = 16000
 WINDOW = 512
@@ -43,14 +44,7 @@ def get_session(threads: int = 1):
     global _session
     with _lock:
         if _session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = max(1, int(threads))
-            opts.inter_op_num_threads = 1
-            _session = ort.InferenceSession(
-                str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
+            _session = cpu_session(model_path(), threads)
         return _session
 
 
