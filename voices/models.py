@@ -1,11 +1,12 @@
-"""Voices: the tenant-independent stock voices and each tenant's custom voices."""
+"""Voices: the tenant-independent stock voices and each tenant's custom voices, their
+versions (one per fine-tune), training recordings and fine-tuning jobs."""
 
 import uuid
 
 from django.db import models
 from django.db.models import Q
 
-from core.scoping import TenantScopedManager, TenantScopeError, current_tenant
+from core.scoping import TenantOwnedModel, TenantScopedManager, TenantScopeError, current_tenant
 
 
 class VoiceManager(TenantScopedManager):
@@ -33,6 +34,7 @@ class Voice(models.Model):
         DRAFT = "draft", "Draft"
         TRAINING = "training", "Training"
         READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
         DISABLED = "disabled", "Disabled"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -48,6 +50,22 @@ class Voice(models.Model):
     model_version = models.ForeignKey(
         "rollout.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Custom voices only: whose voice it is, and the consent that allows it.
+    talent = models.ForeignKey(
+        "consent.VoiceTalent", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    consent = models.ForeignKey(
+        "consent.ConsentRecord",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    active_version = models.ForeignKey(
+        "voices.VoiceVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    default_controls = models.JSONField(default=dict, blank=True)
+    disabled_reason = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = VoiceManager()
@@ -63,3 +81,119 @@ class Voice(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+
+class VoiceVersion(TenantOwnedModel):
+    """One fine-tune's result: an adapter artefact in object storage and its evaluation."""
+
+    class Status(models.TextChoices):
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        DELETED = "deleted", "Deleted"  # artefact purged after the consent ended
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    model_version = models.ForeignKey(
+        "rollout.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    artefact_key = models.CharField(max_length=500, blank=True)
+    artefact_sha256 = models.CharField(max_length=64, blank=True)
+    artefact_bytes = models.BigIntegerField(default=0)
+    metrics = models.JSONField(default=dict)
+    gate_failures = models.JSONField(default=list)
+    train_recordings = models.PositiveIntegerField(default=0)
+    held_out_recordings = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["voice", "number"], name="uniq_voice_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.voice_id} v{self.number}"
+
+
+class TrainingRecording(TenantOwnedModel):
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="recordings")
+    filename = models.CharField(max_length=255)  # as uploaded; a label, never a path
+    transcript = models.TextField()
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PROCESSING
+    )
+    problems = models.JSONField(default=list, blank=True)  # [{code, message}]
+    upload_bytes = models.PositiveIntegerField(default=0)
+    upload_key = models.CharField(max_length=500, blank=True)  # the upload, until checked
+    audio_key = models.CharField(max_length=500, blank=True)  # trimmed, normalised WAV
+    audio_bytes = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    duration_s = models.FloatField(default=0)
+    sample_rate = models.PositiveIntegerField(default=0)
+    asr_transcript = models.TextField(blank=True)
+    wer = models.FloatField(null=True, blank=True)
+    speaker_score = models.FloatField(null=True, blank=True)
+    quality = models.JSONField(default=dict, blank=True)
+    embedding = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        ordering = ["created_at", "filename"]
+        indexes = [models.Index(fields=["voice", "status"])]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class FineTuneJob(TenantOwnedModel):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"  # a version was produced (ready or failed gates)
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="fine_tunes")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=32, blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    percent = models.FloatField(default=0)
+    eta_s = models.FloatField(null=True, blank=True)
+    steps = models.PositiveIntegerField(default=0)  # training steps asked for
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    version = models.ForeignKey(
+        VoiceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reservation = models.ForeignKey(
+        "tenancy.QuotaReservation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"fine-tune {self.pk} ({self.status})"

@@ -66,6 +66,15 @@ app.conf.update(
             "task": "synthesis.tasks.fail_stuck_requests",
             "schedule": 120.0,
         },
+        "fail-stuck-fine-tunes": {
+            "task": "voices.tasks.fail_stuck_fine_tunes",
+            "schedule": 300.0,
+        },
+        # Consent expiry acts like revocation; trained artefacts go after the retention period.
+        "consent-housekeeping": {
+            "task": "consent.tasks.consent_housekeeping",
+            "schedule": 60.0,
+        },
     },
 )
 app.autodiscover_tasks()

@@ -276,6 +276,22 @@ TIMBRE_ONNX_THREADS = env_int("TIMBRE_ONNX_THREADS", 1)  # per engine; scale wit
 TIMBRE_ASR_THREADS = env_int("TIMBRE_ASR_THREADS", 0)  # 0: CTranslate2 chooses
 # Remote model artefacts are fetched here, one folder per sha256 (rollout/engines.py).
 MODEL_CACHE_DIR = Path(env("MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))
+# --- Consent, training data and fine-tuning ---------------------------------------------------
+CONSENT_STATEMENT_TTL_S = env_int("CONSENT_STATEMENT_TTL_S", 24 * 3600)  # record it within
+CONSENT_ARTEFACT_RETENTION_S = env_int("CONSENT_ARTEFACT_RETENTION_S", 7 * 24 * 3600)
+CONSENT_MAX_RECORDING_BYTES = env_int("CONSENT_MAX_RECORDING_BYTES", 20 * 1024 * 1024)
+CONSENT_MIN_TRAINING_RECORDINGS = env_int("CONSENT_MIN_TRAINING_RECORDINGS", 3)
+CONSENT_VERIFY_TIME_LIMIT_S = env_int("CONSENT_VERIFY_TIME_LIMIT_S", 180)
+TRAINING_MAX_RECORDING_BYTES = env_int("TRAINING_MAX_RECORDING_BYTES", 20 * 1024 * 1024)
+DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+DATASET_ZIP_MAX_MEMBERS = env_int("DATASET_ZIP_MAX_MEMBERS", 1000)
+DATASET_ZIP_MAX_TOTAL_BYTES = env_int("DATASET_ZIP_MAX_TOTAL_BYTES", 1024 * 1024 * 1024)
+DATASET_ZIP_MAX_RATIO = float(env("DATASET_ZIP_MAX_RATIO", "50"))
+FINE_TUNE_MIN_RECORDINGS = env_int("FINE_TUNE_MIN_RECORDINGS", 8)
+FINE_TUNE_STEPS = env_int("FINE_TUNE_STEPS", 400)
+FINE_TUNE_MAX_STEPS = env_int("FINE_TUNE_MAX_STEPS", 5000)
+FINE_TUNE_TIME_LIMIT_S = env_int("FINE_TUNE_TIME_LIMIT_S", 1800)
+
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", not PRODUCTION)
 # "kid:base64secret,kid:base64secret": the first signs new clips; all are tried on detection.
 WATERMARK_KEYS = env("WATERMARK_KEYS", "")
@@ -285,4 +301,7 @@ WATERMARK_AUDIOWMARK_STRENGTH = float(env("WATERMARK_AUDIOWMARK_STRENGTH", "10")
 WATERMARK_AUDIOWMARK_BINARY = env("WATERMARK_AUDIOWMARK_BINARY", "audiowmark")  # name or path
 WATERMARK_DETECT_MAX_BYTES = env_int("WATERMARK_DETECT_MAX_BYTES", 25 * 1024 * 1024)
 WATERMARK_DETECT_MAX_SECONDS = env_int("WATERMARK_DETECT_MAX_SECONDS", 600)
+# Non-file request bodies; uploaded files (multipart) spool to disk above 10 MB and are checked
+# against their own limits by the services, with clear errors.
 DATA_UPLOAD_MAX_MEMORY_SIZE = WATERMARK_DETECT_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 tenant_api = [
     path("", include("tenancy.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("consent.api.urls")),
     path("", include("voices.api.urls")),
     path("", include("synthesis.api.urls")),
 ]

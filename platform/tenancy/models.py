@@ -39,12 +39,18 @@ class Tenant(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.SlugField(unique=True, max_length=63)
     name = models.CharField(max_length=200)
+    # Named in consent statements ("... will be used by <legal name> ..."); defaults to `name`.
+    legal_name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def company_name(self) -> str:
+        return self.legal_name or self.name
 
     @property
     def is_active(self) -> bool:

@@ -13,6 +13,7 @@ class Scope:
     SYNTHESIZE = "synthesize"
     VOICES_READ = "voices:read"
     VOICES_WRITE = "voices:write"
+    CONSENT_READ = "consent:read"
     CONSENT_WRITE = "consent:write"
     USAGE_READ = "usage:read"
     AUDIT_READ = "audit:read"
@@ -27,6 +28,7 @@ ALL_SCOPES = [
     Scope.SYNTHESIZE,
     Scope.VOICES_READ,
     Scope.VOICES_WRITE,
+    Scope.CONSENT_READ,
     Scope.CONSENT_WRITE,
     Scope.USAGE_READ,
     Scope.AUDIT_READ,
@@ -54,6 +56,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             Scope.SYNTHESIZE,
             Scope.VOICES_READ,
             Scope.VOICES_WRITE,
+            Scope.CONSENT_READ,
             Scope.CONSENT_WRITE,
             Scope.USAGE_READ,
             Scope.MEMBERS_READ,
@@ -71,7 +74,14 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     ),
     # Auditors read everything a compliance review needs and change nothing.
     Role.AUDITOR: frozenset(
-        {Scope.VOICES_READ, Scope.USAGE_READ, Scope.AUDIT_READ, Scope.KEYS_READ, Scope.MEMBERS_READ}
+        {
+            Scope.VOICES_READ,
+            Scope.CONSENT_READ,
+            Scope.USAGE_READ,
+            Scope.AUDIT_READ,
+            Scope.KEYS_READ,
+            Scope.MEMBERS_READ,
+        }
     ),
 }
 

@@ -77,6 +77,9 @@ def validate(tenant, params: SynthesisParams) -> tuple[SynthesisControls, int]:
 def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> SynthesisRequest:
     """Validate, reserve quota and queue the job. Raises ApiError subclasses with stable codes."""
     voice = voices.resolve_voice(tenant, params.voice)
+    if voice.default_controls:
+        # The voice's defaults, under whatever the request sets.
+        params.controls = {**voice.default_controls, **params.controls}
     controls, characters = validate(tenant, params)
     version = rollout.resolve_model_version(tenant, voice)
     with transaction.atomic():

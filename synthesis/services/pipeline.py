@@ -29,6 +29,7 @@ from synthesis.services.queueing import DELIVER_WEBHOOK_TASK, enqueue
 from synthesis.watermarking import WatermarkFailed, watermark_clip
 from tenancy.models import UsageRecord
 from tenancy.services import quotas, usage
+from voices.services import ConsentRevoked, VoiceNotReady, check_usable_now
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ def run(job_id: str) -> None:
         return
     sink = None
     try:
+        # Again in the worker: the consent may have been revoked while the job was queued.
+        check_usable_now(job.voice_id)
         version = rollout.ModelVersion.objects.get(pk=job.model_version)
         engine = engine_cache().get(rollout.spec_for(version))
         sr = engine.sample_rate
@@ -123,6 +126,7 @@ def run(job_id: str) -> None:
         job.synthesis_ms = int((time.perf_counter() - started) * 1000)
 
         started = time.perf_counter()
+        check_usable_now(job.voice_id)  # and once more before any audio leaves
         marked = watermark_clip(job, clip, sr)  # fail closed: no mark, no audio
         encoded = audio.encode(marked, sr, job.format, job.sample_rate or sr)
         key = tenant_key(
@@ -133,6 +137,8 @@ def run(job_id: str) -> None:
         job.audio_key, job.audio_bytes = key, len(encoded)
         job.audio_seconds = round(len(clip) / sr, 3)
         succeed(job)
+    except (ConsentRevoked, VoiceNotReady) as exc:
+        fail(job, exc.error_code, exc.message)
     except WatermarkFailed as exc:
         fail(job, "watermark_failed", str(exc))
     except text.TextError as exc:
@@ -228,6 +234,22 @@ def _announce(job: SynthesisRequest) -> None:
     )
     if job.webhook_url:
         transaction.on_commit(lambda: enqueue(DELIVER_WEBHOOK_TASK, str(job.pk)))
+
+
+def cancel_for_voices(tenant, voice_ids, code: str, message: str) -> int:
+    """Fail (and refund) the voices' queued and processing requests at once: a consent ended.
+    A worker mid-request finds its request failed and delivers nothing."""
+    jobs = SynthesisRequest.objects.for_tenant(tenant).select_related(
+        "tenant", "api_key", "character_reservation", "slot_reservation"
+    ).filter(
+        voice_id__in=list(voice_ids),
+        status__in=[SynthesisRequest.Status.QUEUED, SynthesisRequest.Status.PROCESSING],
+    )
+    count = 0
+    for job in jobs:
+        fail(job, code, message)
+        count += 1
+    return count
 
 
 def fail_stuck_requests() -> int:

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from tenancy.models import ApiKey, QuotaCounter, QuotaReservation, Tenant
@@ -19,8 +20,25 @@ from tenancy.services.errors import QuotaExceeded
 
 CHARACTERS = "characters"
 CONCURRENT_JOBS = "concurrent_jobs"
-# Concurrency is not per month: one counter lives in this fixed period.
+VOICES = "voices"  # custom voices that exist
+FINE_TUNES = "fine_tunes"  # fine-tunes started this month
+STORAGE_BYTES = "storage_bytes"  # bytes of recordings and artefacts held
+# Counts of things held (not spent per month) live in one counter in this fixed period.
 NO_PERIOD = date(1970, 1, 1)
+HELD_METRICS = (CONCURRENT_JOBS, VOICES, STORAGE_BYTES)
+
+PLAN_LIMIT_MESSAGES = {
+    VOICES: ("voice_limit_exceeded", "The plan allows {limit} custom voices; delete one first."),
+    FINE_TUNES: (
+        "fine_tune_limit_exceeded",
+        "The plan allows {limit} fine-tunes per month; this month's are used up.",
+    ),
+    STORAGE_BYTES: (
+        "storage_limit_exceeded",
+        "The plan's storage ({limit} bytes) does not cover {amount} more bytes. "
+        "Delete recordings or voices first.",
+    ),
+}
 
 
 def month_of(moment: datetime | None = None) -> date:
@@ -58,16 +76,31 @@ def _limits(tenant: Tenant, api_key: ApiKey | None, metric: str) -> list[tuple[s
         return limits
     if metric == CONCURRENT_JOBS:
         return [("tenant", plan.concurrent_jobs)]
+    if metric == VOICES:
+        return [("tenant", plan.max_voices)]
+    if metric == FINE_TUNES:
+        return [("tenant", plan.fine_tunes_per_month)]
+    if metric == STORAGE_BYTES:
+        return [("tenant", plan.storage_bytes)]
     raise ValueError(metric)
+
+
+def period_of(metric: str) -> date:
+    return NO_PERIOD if metric in HELD_METRICS else month_of()
 
 
 def reserve(
     tenant: Tenant, api_key: ApiKey | None, amount: int, metric: str = CHARACTERS
 ) -> QuotaReservation:
-    period = NO_PERIOD if metric == CONCURRENT_JOBS else month_of()
+    period = period_of(metric)
     with transaction.atomic():
         for scope, limit in _limits(tenant, api_key, metric):
             if not _take(tenant, scope, metric, period, amount, limit):
+                if metric in PLAN_LIMIT_MESSAGES:
+                    code, message = PLAN_LIMIT_MESSAGES[metric]
+                    raise QuotaExceeded(
+                        message.format(limit=limit, amount=amount), code=code, status_code=403
+                    )
                 if metric == CONCURRENT_JOBS:
                     raise QuotaExceeded(
                         f"At most {limit} jobs may run at once for this tenant.",
@@ -111,6 +144,30 @@ def commit(reservation: QuotaReservation, actual: int | None = None) -> bool:
 
 def refund(reservation: QuotaReservation) -> bool:
     return _settle(reservation, QuotaReservation.Status.REFUNDED, 0)
+
+
+def take(tenant: Tenant, metric: str, amount: int) -> QuotaReservation:
+    """Reserve and commit at once: for things held (a voice, stored bytes) or spent up front."""
+    with transaction.atomic():
+        reservation = reserve(tenant, None, amount, metric)
+        _settle(reservation, QuotaReservation.Status.COMMITTED, amount)
+    return reservation
+
+
+def release(tenant: Tenant, metric: str, amount: int) -> None:
+    """Give back held usage (a voice deleted, bytes freed). Never goes below zero."""
+    if amount <= 0:
+        return
+    _counters(tenant, metric, period_of(metric)).filter(scope="tenant").update(
+        used=Greatest(F("used") - amount, Value(0))
+    )
+
+
+def held(tenant: Tenant, metric: str) -> dict:
+    counter = _counters(tenant, metric, period_of(metric)).filter(scope="tenant").first()
+    limit = dict(_limits(tenant, None, metric)).get("tenant")
+    used = counter.used + counter.reserved if counter else 0
+    return {"limit": limit, "used": used}
 
 
 def refund_stale_reservations() -> int:

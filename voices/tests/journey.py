@@ -1,0 +1,112 @@
+"""Helpers for the custom-voice journeys: synthetic talents speak real audio, and the steps a
+brand manager takes go through the public API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import zipfile
+
+import numpy as np
+
+from speech import audio
+from speech.testing import talents as T
+
+SR = T.SAMPLE_RATE
+DEV = T.by_name("dev")  # Piper with formants x0.88 and -2 semitones: adapts well
+AVA = T.by_name("ava")  # espeak-ng en-us+f2: clearly another person
+TALENT_NAME = "Dana Fischer"
+COMPANY = "Acme Limited"
+
+
+def wav(talent, text: str) -> bytes:
+    return audio.encode(np.asarray(T.render(talent, text)), SR, "wav")
+
+
+def dataset_zip(talent, sentences, extra: dict[str, bytes] | None = None, rows=()) -> bytes:
+    """A zip with metadata.csv (file, transcript) and one WAV per sentence."""
+    buf = io.BytesIO()
+    meta = io.StringIO()
+    writer = csv.writer(meta)
+    writer.writerow(["file", "transcript"])
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, text in enumerate(sentences):
+            name = f"clips/{i:02d}.wav"
+            zf.writestr(name, wav(talent, text))
+            writer.writerow([name, text])
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+        for row in rows:
+            writer.writerow(row)
+        zf.writestr("metadata.csv", meta.getvalue())
+    return buf.getvalue()
+
+
+def upload(client, url: str, data: bytes, name: str = "upload.bin", **fields):
+    """A multipart upload, as `curl -F file=@...` sends it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(url, {"file": SimpleUploadedFile(name, data), **fields})
+
+
+def poll(client, url: str, done, timeout: float = 180.0, interval: float = 0.5) -> dict:
+    deadline = time.monotonic() + timeout
+    body = None
+    while time.monotonic() < deadline:
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        if done(body):
+            return body
+        time.sleep(interval)
+    raise AssertionError(f"{url} did not finish in {timeout} s; last: {body}")
+
+
+def dataset_settled(report: dict) -> bool:
+    return report["totals"]["files"] > 0 and report["totals"]["processing"] == 0
+
+
+def consent_settled(consent: dict) -> bool:
+    return consent["status"] not in ("pending", "verifying")
+
+
+def enrol(client, *, slug: str, talent=DEV, sentences=T.TRAIN_SENTENCES[:3]) -> dict:
+    """Talent + draft voice + accepted training recordings. Returns ids."""
+    made = client.post(
+        "/api/v1/talents", {"name": TALENT_NAME, "email": "dana@example.com"}, format="json"
+    )
+    assert made.status_code == 201, made.content
+    talent_id = made.json()["id"]
+    voice = client.post(
+        "/api/v1/voices", {"slug": slug, "name": "Dana", "talent": talent_id}, format="json"
+    )
+    assert voice.status_code == 201, voice.content
+    response = upload(client, f"/api/v1/voices/{slug}/recordings", dataset_zip(talent, sentences),
+                      "dataset.zip")  # fmt: skip
+    assert response.status_code == 202, response.content
+    report = poll(client, f"/api/v1/voices/{slug}/dataset", dataset_settled)
+    assert report["totals"]["accepted"] == len(sentences), report
+    return {"talent": talent_id, "voice": slug}
+
+
+def request_consent(client, talent_id: str, voice: str) -> dict:
+    response = client.post(
+        "/api/v1/consents", {"talent": talent_id, "voice": voice}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def record_consent(client, consent: dict, data: bytes):
+    return upload(client, f"/api/v1/consents/{consent['id']}/recording", data, "consent.wav")
+
+
+def verify_with(client, consent: dict, data: bytes) -> dict:
+    response = record_consent(client, consent, data)
+    assert response.status_code == 202, response.content
+    return poll(client, f"/api/v1/consents/{consent['id']}", consent_settled)
+
+
+def codes(consent: dict) -> set[str]:
+    return {reason["code"] for reason in consent["reasons"]}
