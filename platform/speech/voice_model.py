@@ -419,11 +419,14 @@ def train(
     device: str | None = None,
     progress_callback: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    feature_callback: Callable[[int, int], None] | None = None,
 ) -> VoiceModel:
     """Fit an adapter from Piper renderings to the talent's recordings of the same text.
 
     ``progress_callback(step, total, loss)`` is called every few steps and at the end;
-    ``should_stop()`` (a cancelled job) ends training early with what was learnt so far."""
+    ``should_stop()`` (a cancelled job) ends training early with what was learnt so far.
+    ``feature_callback(done, total)`` is called after each pair's feature extraction (a caller
+    that must stop promptly may raise from it)."""
     import torch
 
     if not pairs:
@@ -436,8 +439,12 @@ def train(
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    src = [extract(p.base, p.sr, cfg) for p in pairs]
-    tgt = [extract(p.target, p.sr, cfg) for p in pairs]
+    src, tgt = [], []
+    for k, p in enumerate(pairs, 1):
+        src.append(extract(p.base, p.sr, cfg))
+        tgt.append(extract(p.target, p.sr, cfg))
+        if feature_callback is not None:
+            feature_callback(k, len(pairs))
     stats = _prosody_stats(src, tgt, cfg)
     t_feat = time.perf_counter() - t0
 
@@ -542,22 +549,53 @@ def choose_method(
     sr: int,
     methods: Sequence[str] = ("filter", "world"),
     device: str | None = None,
+    transcripts: Sequence[str] | None = None,
+    wer_margin: float = 0.10,
+    similarity_tie: float = 0.02,
+    asr_threads: int = 0,
 ) -> tuple[str, dict[str, float]]:
-    """Pick the conversion method whose output is closest to the talent (mean cosine to the
-    enrolment embedding over ``base_clips``, Piper renderings of validation sentences).
+    """Pick the conversion method for this voice on validation sentences (``base_clips``,
+    Piper renderings of them) and set it in ``model.config``.
+
+    Similarity is the mean cosine of the converted clips to the ``enrolment`` embedding. With
+    ``transcripts`` (one per clip), intelligibility counts too: the method is the most similar
+    one among those whose word error rate (faster-whisper) is within ``wer_margin`` of the best
+    method's, and of methods within ``similarity_tie`` of that similarity the one with the lower
+    WER (the WERs are kept in ``model.stats["method_wer"]``). On 2-3 sentences one word is
+    3-10 WER points, hence a margin of 10 points rather than less. Without them, similarity
+    alone decides, which once chose ``world`` for a talent
+    at a 14-point WER cost (docs/benchmarks.md).
 
     Filtering Piper's waveform wins where the talent is close to Piper's excitation (a shifted
     human-like voice); WORLD resynthesis wins for buzzy, formant-synthesised targets."""
     from speech import speaker
 
-    scores = {}
+    if transcripts is not None and len(transcripts) != len(base_clips):
+        raise ValueError("choose_method needs one transcript per validation clip")
+    scores: dict[str, float] = {}
+    wers: dict[str, float] = {}
     for m in methods:
-        sims = [
-            speaker.cosine(enrolment, speaker.embed(model.convert(x, sr, m), sr, device))
-            for x in base_clips
-        ]
+        sims, errs = [], []
+        for k, x in enumerate(base_clips):
+            y = model.convert(x, sr, m)
+            sims.append(speaker.cosine(enrolment, speaker.embed(y, sr, device)))
+            if transcripts is not None:
+                from speech import asr
+
+                errs.append(asr.wer(transcripts[k], asr.transcribe(y, sr, cpu_threads=asr_threads)))
         scores[m] = float(np.mean(sims))
-    best = max(scores, key=scores.get)
+        if errs:
+            wers[m] = float(np.mean(errs))
+    eligible = list(methods)
+    if wers:
+        floor = min(wers.values())
+        eligible = [m for m in methods if wers[m] <= floor + wer_margin + 1e-9]
+    best = max(eligible, key=lambda m: scores[m])
+    if wers:
+        close = [m for m in eligible if scores[m] >= scores[best] - similarity_tie]
+        best = min(close, key=lambda m: (wers[m], -scores[m]))
     model.config = AdapterConfig(**{**asdict(model.config), "method": best})
     model.stats["method_scores"] = scores
+    if wers:
+        model.stats["method_wer"] = wers
     return best, scores

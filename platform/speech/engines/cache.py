@@ -32,6 +32,10 @@ def engine_class(name: str) -> type[Engine]:
         from speech.engines.piper_engine import PiperEngine
 
         return PiperEngine
+    if name == "piper-adapted":
+        from speech.engines.adapted_engine import AdaptedPiperEngine
+
+        return AdaptedPiperEngine
     raise EngineLoadError(f"unknown engine {name!r}")
 
 

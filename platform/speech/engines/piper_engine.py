@@ -208,14 +208,22 @@ class PiperEngine(Engine):
     # -------------------------------------------------------------- synthesis
 
     def synthesize(self, text_chunk: str, controls: SynthesisControls | None = None) -> np.ndarray:
+        voice = self._require()
+        controls = validate_controls(controls or SynthesisControls(), self._caps)
+        prof = EMOTION_PROFILES[controls.emotion].scaled(controls.intensity)
+        audio = self.render(text_chunk, controls.speed * prof.rate)
+        if audio.size == 0:
+            return audio
+        return self.postprocess(audio, voice.config.sample_rate, controls, prof)
+
+    def render(self, text_chunk: str, rate: float = 1.0) -> np.ndarray:
+        """Piper's own output at speaking ``rate`` (native, length_scale), before any
+        post-processing (no pitch, emotion or gain). The adapted engine converts this."""
         from piper import SynthesisConfig
 
         voice = self._require()
-        controls = validate_controls(controls or SynthesisControls(), self._caps)
-        sr = voice.config.sample_rate
-        prof = EMOTION_PROFILES[controls.emotion].scaled(controls.intensity)
         cfg = SynthesisConfig(
-            length_scale=self.length_scale_for(controls.speed * prof.rate),
+            length_scale=self.length_scale_for(rate),
             noise_scale=self.noise_scale,
             noise_w_scale=self.noise_w,
             normalize_audio=False,
@@ -223,8 +231,7 @@ class PiperEngine(Engine):
         parts = [c.audio_float_array for c in voice.synthesize(text_chunk, cfg)]
         if not parts:
             return np.zeros(0, dtype=np.float32)
-        audio = np.concatenate(parts).astype(np.float32)
-        return self.postprocess(audio, sr, controls, prof)
+        return np.concatenate(parts).astype(np.float32)
 
     def length_scale_for(self, rate: float) -> float:
         """Map a rate multiplier to Piper's length_scale.
