@@ -63,7 +63,9 @@ def _snapshot(consent: ConsentRecord) -> dict:
 TALENT_FIELDS = ("name", "email", "phone", "notes", "languages")
 
 
-def create_talent(access: Access, *, context: RequestContext | None = None, **fields) -> VoiceTalent:
+def create_talent(
+    access: Access, *, context: RequestContext | None = None, **fields
+) -> VoiceTalent:
     access.require(Scope.CONSENT_WRITE)
     values = {k: v for k, v in fields.items() if k in TALENT_FIELDS}
     with transaction.atomic():
@@ -415,7 +417,9 @@ def override(
             "An override needs a written reason (at least 10 characters).", code="reason_required"
         )
     if consent.status != ConsentRecord.Status.REJECTED:
-        raise ConsentStateError(f"Only a rejected consent can be overridden; this is {consent.status}.")
+        raise ConsentStateError(
+            f"Only a rejected consent can be overridden; this is {consent.status}."
+        )
     blocking = sorted({r.get("code") for r in consent.reasons} & UNOVERRIDABLE)
     if blocking:
         raise ConsentStateError(
@@ -463,7 +467,11 @@ def override(
 
 # --- revocation and expiry -----------------------------------------------------------------------
 def revoke(
-    access: Access, consent: ConsentRecord, reason: str = "", *, context: RequestContext | None = None
+    access: Access,
+    consent: ConsentRecord,
+    reason: str = "",
+    *,
+    context: RequestContext | None = None,
 ) -> ConsentRecord:
     """Revoke at once (the tenant, or an operator at the talent's request)."""
     access.require(Scope.CONSENT_WRITE)

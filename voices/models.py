@@ -127,9 +127,7 @@ class TrainingRecording(TenantOwnedModel):
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="recordings")
     filename = models.CharField(max_length=255)  # as uploaded; a label, never a path
     transcript = models.TextField()
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.PROCESSING
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
     problems = models.JSONField(default=list, blank=True)  # [{code, message}]
     upload_bytes = models.PositiveIntegerField(default=0)
     upload_key = models.CharField(max_length=500, blank=True)  # the upload, until checked

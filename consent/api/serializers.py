@@ -66,13 +66,17 @@ class ConsentRecordSerializer(serializers.ModelSerializer):
         }
 
 
+class CustomVoiceField(serializers.SlugRelatedField):
+    def get_queryset(self):
+        # Built per request, from the default manager scoped to the request's tenant.
+        return Voice.objects.filter(kind=Voice.Kind.CUSTOM)
+
+
 class ConsentRequestSerializer(serializers.Serializer):
     # Default managers are scoped to the request's tenant: another tenant's talent or voice is
     # answered exactly like an unknown one.
     talent = serializers.PrimaryKeyRelatedField(queryset=VoiceTalent.objects)
-    voice = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Voice.objects.filter(kind=Voice.Kind.CUSTOM)
-    )
+    voice = CustomVoiceField(slug_field="slug", queryset=Voice.objects)
     language = serializers.CharField(max_length=16, required=False)
     valid_until = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -1,8 +1,8 @@
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from django.conf import settings
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -20,9 +20,7 @@ from tenancy.api.base import TenantScopedViewSet
 from tenancy.roles import Scope
 
 
-class VoiceTalentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
-):
+class VoiceTalentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Voice talents of the tenant: the people whose voices become brand voices."""
 
     scoped_model = VoiceTalent
@@ -96,9 +94,7 @@ class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     def recording(self, request, *args, **kwargs):
         consent = self.get_object()
         data = read_upload(request, max_bytes=settings.CONSENT_MAX_RECORDING_BYTES)
-        consent = services.submit_recording(
-            self.access, consent, data, context=self.audit_context
-        )
+        consent = services.submit_recording(self.access, consent, data, context=self.audit_context)
         return Response(ConsentRecordSerializer(consent).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ReasonSerializer, responses={200: ConsentRecordSerializer})

@@ -86,7 +86,7 @@ def test_each_bad_consent_is_rejected_with_its_reason(brand, tenant, make_member
 
     # An override needs the admin role and a written reason, is audited, and cannot excuse
     # our own watermark.
-    manager = client_for(user=make_member(tenant, "brand_manager").user)
+    manager = client_for(user=make_member(tenant, "brand_manager"))
     base = f"/api/v1/tenants/{tenant.slug}/consents"
     refused = manager.post(f"{base}/{other['id']}/override", {"reason": "I know her voice."},
                            format="json")  # fmt: skip
@@ -110,7 +110,9 @@ def test_each_bad_consent_is_rejected_with_its_reason(brand, tenant, make_member
     assert events and events[0]["after"]["override_reason"].startswith("Verified")
 
 
-def test_genuine_consent_verifies_and_anchors_later_recordings(brand, tenant, make_member, client_for):
+def test_genuine_consent_verifies_and_anchors_later_recordings(
+    brand, tenant, make_member, client_for
+):
     ids = enrol(brand, slug="dana")
     consent = request_consent(brand, ids["talent"], "dana")
     consent = verify_with(brand, consent, wav(DEV, consent["statement"]))
@@ -125,13 +127,13 @@ def test_genuine_consent_verifies_and_anchors_later_recordings(brand, tenant, ma
     assert report["problems"].get("speaker_mismatch") == 1, report
 
     # Auditors read consent and evidence, and change nothing.
-    auditor = client_for(user=make_member(tenant, "auditor").user)
+    auditor = client_for(user=make_member(tenant, "auditor"))
     base = f"/api/v1/tenants/{tenant.slug}/consents/{consent['id']}"
     evidence = auditor.get(f"{base}/evidence")
     assert evidence.status_code == 200
     assert evidence.json()["consent"]["statement"] == consent["statement"]
     assert auditor.post(f"{base}/revoke", {"reason": "x"}, format="json").status_code == 403
     # A developer (synthesize, keys) sees no consent at all.
-    developer = client_for(user=make_member(tenant, "developer").user)
+    developer = client_for(user=make_member(tenant, "developer"))
     assert developer.get(base).status_code == 403
     assert TALENT_NAME in evidence.json()["consent"]["statement"]

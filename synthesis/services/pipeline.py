@@ -239,11 +239,13 @@ def _announce(job: SynthesisRequest) -> None:
 def cancel_for_voices(tenant, voice_ids, code: str, message: str) -> int:
     """Fail (and refund) the voices' queued and processing requests at once: a consent ended.
     A worker mid-request finds its request failed and delivers nothing."""
-    jobs = SynthesisRequest.objects.for_tenant(tenant).select_related(
-        "tenant", "api_key", "character_reservation", "slot_reservation"
-    ).filter(
-        voice_id__in=list(voice_ids),
-        status__in=[SynthesisRequest.Status.QUEUED, SynthesisRequest.Status.PROCESSING],
+    jobs = (
+        SynthesisRequest.objects.for_tenant(tenant)
+        .select_related("tenant", "api_key", "character_reservation", "slot_reservation")
+        .filter(
+            voice_id__in=list(voice_ids),
+            status__in=[SynthesisRequest.Status.QUEUED, SynthesisRequest.Status.PROCESSING],
+        )
     )
     count = 0
     for job in jobs:

@@ -121,8 +121,7 @@ class VoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         else:
             if upload.size > settings.TRAINING_MAX_RECORDING_BYTES:
                 raise datasets.InvalidUpload(
-                    f"The recording is larger than {settings.TRAINING_MAX_RECORDING_BYTES} "
-                    "bytes.",
+                    f"The recording is larger than {settings.TRAINING_MAX_RECORDING_BYTES} bytes.",
                     code="file_too_large",
                     status_code=413,
                 )
@@ -182,8 +181,8 @@ class VoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     @action(detail=True, methods=["get"], url_path="fine-tunes")
     def fine_tunes(self, request, *args, **kwargs):
         voice = self._custom()
-        rows = FineTuneJob.objects.for_tenant(self.tenant).filter(voice=voice).order_by(
-            "-created_at"
+        rows = (
+            FineTuneJob.objects.for_tenant(self.tenant).filter(voice=voice).order_by("-created_at")
         )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(FineTuneJobSerializer(page, many=True).data)

@@ -258,16 +258,16 @@ def delete_voice(access: Access, voice: Voice, *, context: RequestContext | None
     access.require(Scope.VOICES_WRITE)
     _require_custom(voice)
     tenant = access.tenant
-    if FineTuneJob.objects.for_tenant(tenant).filter(
-        voice=voice, status__in=FineTuneJob.ACTIVE
-    ).exists():
+    if (
+        FineTuneJob.objects.for_tenant(tenant)
+        .filter(voice=voice, status__in=FineTuneJob.ACTIVE)
+        .exists()
+    ):
         raise Conflict("Cancel the voice's running fine-tune first.", code="fine_tune_active")
     keys, freed = _stored_objects(tenant, voice)
     before = _voice_snapshot(voice)
     with transaction.atomic():
-        audit.record(
-            "voice.delete", tenant=tenant, context=context, target=voice, before=before
-        )
+        audit.record("voice.delete", tenant=tenant, context=context, target=voice, before=before)
         try:
             with transaction.atomic():
                 voice.delete()
@@ -328,7 +328,7 @@ def delete_artefacts_for_consent(tenant, consent: ConsentRecord) -> int:
     return count
 
 
-# --- reference embeddings --------------------------------------------------------------------------
+# --- reference embeddings ------------------------------------------------------------------
 STOCK_REFERENCE_SENTENCES = (
     "Thank you for calling, how can I help you today?",
     "The weather this weekend looks bright and mild.",

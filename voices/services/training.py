@@ -88,9 +88,11 @@ def start(
     with transaction.atomic():
         # One at a time per voice; the row lock makes the check and the insert one step.
         Voice.objects.for_tenant(tenant).select_for_update().filter(pk=voice.pk).first()
-        if FineTuneJob.objects.for_tenant(tenant).filter(
-            voice=voice, status__in=FineTuneJob.ACTIVE
-        ).exists():
+        if (
+            FineTuneJob.objects.for_tenant(tenant)
+            .filter(voice=voice, status__in=FineTuneJob.ACTIVE)
+            .exists()
+        ):
             raise Conflict("A fine-tune of this voice is already running.", code="fine_tune_active")
         reservation = quotas.reserve(tenant, None, 1, quotas.FINE_TUNES)
         job = FineTuneJob.objects.for_tenant(tenant).create(
@@ -181,12 +183,19 @@ class _Progress:
         if now - self.last_write < PROGRESS_INTERVAL_S and step != total:
             return
         self.last_write = now
-        weights = {"render": (0, 15), "features": (15, 25), "train": (25, 85), "evaluate": (85, 100)}
+        weights = {
+            "render": (0, 15),
+            "features": (15, 25),
+            "train": (25, 85),
+            "evaluate": (85, 100),
+        }
         lo, hi = weights.get(phase, (0, 100))
         percent = lo + (hi - lo) * (step / total if total else 0)
         elapsed = now - self.started
         eta = elapsed * (100 - percent) / percent if percent > 1 else None
-        FineTuneJob.dangerously_unscoped.filter(pk=self.job.pk, status=FineTuneJob.Status.RUNNING).update(
+        FineTuneJob.dangerously_unscoped.filter(
+            pk=self.job.pk, status=FineTuneJob.Status.RUNNING
+        ).update(
             phase=phase,
             step=step,
             total_steps=total,
@@ -280,9 +289,11 @@ def run(job_id: str) -> None:
             )
             _publish(job, voice, result, len(train), len(held_out))
     except FineTuneCancelled:
-        status = FineTuneJob.dangerously_unscoped.filter(pk=job.pk).values_list(
-            "status", flat=True
-        ).first()
+        status = (
+            FineTuneJob.dangerously_unscoped.filter(pk=job.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
         if status == FineTuneJob.Status.RUNNING:  # the consent ended, not a user's cancel
             _end(job, FineTuneJob.Status.CANCELLED, "consent_revoked", "The consent ended.")
     except SoftTimeLimitExceeded:
@@ -296,7 +307,12 @@ def run(job_id: str) -> None:
         _end(job, FineTuneJob.Status.FAILED, exc.error_code, exc.message)
     except Exception:
         logger.exception("fine-tune %s failed", job.pk)
-        _end(job, FineTuneJob.Status.FAILED, "fine_tune_failed", "The fine-tune failed on the worker.")
+        _end(
+            job,
+            FineTuneJob.Status.FAILED,
+            "fine_tune_failed",
+            "The fine-tune failed on the worker.",
+        )
 
 
 def _publish(job: FineTuneJob, voice: Voice, result, n_train: int, n_held: int) -> None:
@@ -314,7 +330,9 @@ def _publish(job: FineTuneJob, voice: Voice, result, n_train: int, n_held: int) 
         VoiceVersion.objects.for_tenant(tenant).filter(voice=voice).aggregate(n=Max("number"))["n"]
         or 0
     ) + 1
-    key = tenant_key(tenant.pk, "voices", str(voice.pk), "versions", f"v{number}-{checksum[:12]}.pt")
+    key = tenant_key(
+        tenant.pk, "voices", str(voice.pk), "versions", f"v{number}-{checksum[:12]}.pt"
+    )
     quotas.take(tenant, quotas.STORAGE_BYTES, len(data))
     get_storage().put(key, data)
     from speech.engines.base import ModelVersionSpec

@@ -91,9 +91,7 @@ def enrol(client, *, slug: str, talent=DEV, sentences=T.TRAIN_SENTENCES[:3]) -> 
 
 
 def request_consent(client, talent_id: str, voice: str) -> dict:
-    response = client.post(
-        "/api/v1/consents", {"talent": talent_id, "voice": voice}, format="json"
-    )
+    response = client.post("/api/v1/consents", {"talent": talent_id, "voice": voice}, format="json")
     assert response.status_code == 201, response.content
     return response.json()
 

@@ -128,7 +128,9 @@ def test_consented_voice_is_trained_synthesized_and_revoked(
     )
     assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
     queued.refresh_from_db()
-    assert queued.status == SynthesisRequest.Status.FAILED and queued.error_code == "consent_revoked"
+    assert (
+        queued.status == SynthesisRequest.Status.FAILED and queued.error_code == "consent_revoked"
+    )
     from synthesis.services.admission import dispatch
 
     dispatch(queued)  # a message still in the queue: the worker must not run it

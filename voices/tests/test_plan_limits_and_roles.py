@@ -155,7 +155,7 @@ def test_storage_limit_refuses_uploads_over_the_limit(make_tenant, make_key, cli
     ],
 )
 def test_roles(tenant, make_member, client_for, role, may_manage, may_read_consent):
-    client = client_for(user=make_member(tenant, role).user)
+    client = client_for(user=make_member(tenant, role))
     base = f"/api/v1/tenants/{tenant.slug}"
     made = client.post(f"{base}/talents", {"name": "Dana"}, format="json")
     assert (made.status_code == 201) is may_manage, made.content

@@ -12,17 +12,21 @@ import uuid
 import django_filters
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
+from consent.api.serializers import ConsentRequestSerializer
+from consent.models import ConsentEvidence, ConsentRecord, VoiceTalent
 from core import scoping
 from core.filters import TenantScopedFilterBackend
 from core.scoping import TenantScopedManager, TenantScopeError
 from synthesis.models import SynthesisRequest
 from tenancy.api.base import TenantScopedMixin
 from tenancy.models import ApiKey, Membership, UsageRecord
-from voices.models import Voice
+from voices.api.serializers import VoiceCreateSerializer
+from voices.models import FineTuneJob, TrainingRecording, Voice, VoiceVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -33,10 +37,36 @@ def victim_rows(tenant, make_key, make_member, make_job):
     """One row of every tenant-owned kind in the victim tenant A."""
     key = make_key(tenant, name="victim key").key
     make_member(tenant, "developer")
+    talent = VoiceTalent.objects.for_tenant(tenant).create(name="Victim Talent")
     voice = Voice.objects.for_tenant(tenant).create(
-        slug="victim-voice", name="Victim", kind=Voice.Kind.CUSTOM
+        slug="victim-voice", name="Victim", kind=Voice.Kind.CUSTOM, talent=talent
     )
-    return {"key": key, "voice": voice, "job": make_job(tenant, api_key=key)}
+    consent = ConsentRecord.objects.for_tenant(tenant).create(
+        talent=talent,
+        voice=voice,
+        language="en-US",
+        template_version=1,
+        company="Victim Ltd",
+        purpose="p",
+        challenge="c",
+        statement="s",
+        statement_expires_at=timezone.now(),
+    )
+    return {
+        "key": key,
+        "voice": voice,
+        "talent": talent,
+        "consent": consent,
+        "recording": TrainingRecording.objects.for_tenant(tenant).create(
+            voice=voice, filename="a.wav", transcript="t"
+        ),
+        "fine_tune": FineTuneJob.objects.for_tenant(tenant).create(voice=voice),
+        "job": make_job(tenant, api_key=key),
+    }
+
+
+# Serializers that views use for writes besides their `serializer_class`.
+WRITE_SERIALIZERS = (ConsentRequestSerializer, VoiceCreateSerializer)
 
 
 def _scoped_views():
@@ -97,27 +127,43 @@ def test_no_filter_or_relation_field_names_a_foreign_row(victim_rows, other_tena
                         _assert_only_visible_rows(field.queryset, other_tenant, foreign_pks)
                         # A foreign id and an unknown id get the same answer.
                         answers = []
-                        for value in (victim_rows["key"].pk, uuid.uuid4()):
+                        related = filter_.queryset.model
+                        victim = next(
+                            (r for r in victim_rows.values() if isinstance(r, related)),
+                            victim_rows["key"],
+                        )
+                        for value in (victim.pk, uuid.uuid4()):
                             probe = filterset_class(
                                 data={name: str(value)}, queryset=queryset, request=view.request
                             )
                             answers.append((probe.is_valid(), dict(probe.errors)))
                         assert answers[0] == answers[1], (view_class, name, answers)
             serializer_class = getattr(view_class, "serializer_class", None)
-            if serializer_class is None:
-                continue
-            serializer = serializer_class(context={"request": view.request, "view": view})
-            for name, field in serializer.fields.items():
-                if isinstance(field, serializers.ManyRelatedField):
-                    field = field.child_relation
-                if isinstance(field, serializers.RelatedField) and not field.read_only:
-                    _assert_only_visible_rows(field.get_queryset(), other_tenant, foreign_pks)
+            for cls in filter(None, (serializer_class, *WRITE_SERIALIZERS)):
+                serializer = cls(context={"request": view.request, "view": view})
+                for name, field in serializer.fields.items():
+                    if isinstance(field, serializers.ManyRelatedField):
+                        field = field.child_relation
+                    if isinstance(field, serializers.RelatedField) and not field.read_only:
+                        _assert_only_visible_rows(field.get_queryset(), other_tenant, foreign_pks)
     # The synthesis-request list's `api_key` filter is the case that leaked.
     assert relation_filters >= 1
 
 
 def test_default_managers_refuse_to_list_without_a_tenant(victim_rows):
-    for model in (ApiKey, Membership, SynthesisRequest, UsageRecord, Voice):
+    for model in (
+        ApiKey,
+        Membership,
+        SynthesisRequest,
+        UsageRecord,
+        Voice,
+        VoiceTalent,
+        ConsentRecord,
+        ConsentEvidence,
+        TrainingRecording,
+        FineTuneJob,
+        VoiceVersion,
+    ):
         assert isinstance(model._default_manager, TenantScopedManager)
         queryset = model._default_manager.all()  # composing is fine (filters do it at import)
         with pytest.raises(TenantScopeError):
