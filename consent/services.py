@@ -9,8 +9,10 @@ transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -100,6 +102,17 @@ def update_talent(
 
 
 # --- statements -------------------------------------------------------------------------------
+TEMPLATES_FILE = Path(__file__).with_name("data") / "statement_templates.json"
+
+
+def ensure_statement_templates() -> None:
+    """Idempotent (run after migrate): the shipped templates, never overwriting edited ones."""
+    for entry in json.loads(TEMPLATES_FILE.read_text()):
+        StatementTemplate.objects.get_or_create(
+            language=entry["language"], version=entry["version"], defaults=entry
+        )
+
+
 def template_for(language: str) -> StatementTemplate:
     template = (
         StatementTemplate.objects.filter(language=language, active=True)

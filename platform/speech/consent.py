@@ -30,7 +30,8 @@ Checks, in order (``code`` of a failure):
      statement read instead scores 66-105 % (facts.md: >= 56 %; the correct one 6-28 %, 25 %
      with noise at 10 dB SNR). 0.45 leaves a margin on both sides;
    - ``challenge_missing``, ``talent_name_missing``, ``company_missing``: the phrase must be
-     found by ``speech.asr.find_phrase``: every word, in order, at most one filler word between
+     found by ``speech.asr.find_phrase`` (a challenge of 4 or more words may miss one word,
+     whose place may hold up to 2 transcript words: ``_challenge_less_one``): every word, in order, at most one filler word between
      two of them, each word within a small character-level tolerance (similarity
      1 - edit distance / length >= 0.7: "Fisher" for "Fischer" is accepted, a different
      three-letter word never), digits written or spelt alike, and the digit homophones
@@ -304,6 +305,27 @@ class ConsentLimits:
 # ------------------------------------------------------------------ verification
 
 
+def _challenge_less_one(
+    challenge: str, transcripts: Sequence[str], lim: ConsentLimits
+) -> tuple[bool, float, str]:
+    """The challenge with one of its words (of at least 4) not recognised: tiny.en splits some
+    words ("tomato" -> "to middle"), which failed about 1 genuine take in 4 in our runs. The
+    other words must still be heard in order, with room for the split word (2 words); an old
+    recording shares no more than chance with a fresh random challenge, so a replay still
+    fails. The score is scaled by the share of words heard."""
+    words = challenge.split()
+    if len(words) < 4:
+        return False, 0.0, ""
+    best = (False, 0.0, "")
+    for drop in range(len(words)):
+        rest = " ".join(words[:drop] + words[drop + 1 :])
+        for text in transcripts:
+            found, score, matched = asr.find_phrase(rest, text, lim.min_word_similarity, 2)
+            if found:
+                best = max(best, (True, round(score * (len(words) - 1) / len(words), 4), matched))
+    return best
+
+
 def embed_recording(samples: np.ndarray, sr: int) -> np.ndarray:
     """Speaker embedding of a recording's speech (VAD-trimmed; the whole clip if VAD finds
     less than 0.5 s). Raises ValueError when there is too little speech to embed."""
@@ -541,6 +563,8 @@ def verify_consent(
         found, score, matched = max(
             asr.find_phrase(phrase, t, lim.min_word_similarity) for t in (transcript, plain)
         )
+        if not found and name == "challenge":
+            found, score, matched = _challenge_less_one(phrase, (transcript, plain), lim)
         evidence["scores"][f"{name}_match"] = score
         details = {"expected": phrase, "matched": matched}
         if found:

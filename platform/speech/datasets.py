@@ -451,11 +451,8 @@ def content_hash(samples: np.ndarray, sr: int) -> str:
     return h.hexdigest()
 
 
-_ADVICE = {
-    "too_noisy": "Record it again in a quiet room, close to the microphone.",
-    "silent": "Check the microphone and record it again.",
-    "no_speech": "The file must contain the speech of its transcript.",
-}
+# speech.quality's messages already say what to do, except for these.
+_ADVICE = {"no_speech": "The file must contain the speech of its transcript."}
 
 
 def check_recording(

@@ -20,8 +20,16 @@ TALENT_NAME = "Dana Fischer"
 COMPANY = "Acme Limited"
 
 
+def take(talent, text: str) -> np.ndarray:
+    """The talent saying `text` as a real take sounds: with half a second of quiet room tone
+    (-70 dBFS) before and after."""
+    rng = np.random.default_rng(len(text))
+    tone = (rng.standard_normal(SR // 2) * 10 ** (-70 / 20)).astype(np.float32)
+    return np.concatenate([tone, np.asarray(T.render(talent, text)), tone])
+
+
 def wav(talent, text: str) -> bytes:
-    return audio.encode(np.asarray(T.render(talent, text)), SR, "wav")
+    return audio.encode(take(talent, text), SR, "wav")
 
 
 def dataset_zip(talent, sentences, extra: dict[str, bytes] | None = None, rows=()) -> bytes:

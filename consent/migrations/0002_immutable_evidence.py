@@ -1,26 +1,6 @@
-"""Seed the consent statement templates (data, editable in the admin) and make consent evidence
-immutable at the database, below the ORM, as the audit log is."""
+"""Make consent evidence immutable at the database, below the ORM, as the audit log is."""
 
 from django.db import migrations
-
-TEMPLATES = [
-    {
-        "language": "en-US",
-        "purpose": "to create and use a synthetic version of my voice",
-        "text": (
-            "I, {talent}, am aware that recordings of my voice will be used by {company} "
-            "{purpose}. Challenge: {challenge}."
-        ),
-    },
-    {
-        "language": "en-GB",
-        "purpose": "to create and use a synthetic version of my voice",
-        "text": (
-            "I, {talent}, am aware that recordings of my voice will be used by {company} "
-            "{purpose}. Challenge: {challenge}."
-        ),
-    },
-]
 
 POSTGRES_FORWARD = """
 CREATE OR REPLACE FUNCTION consent_evidence_immutable() RETURNS trigger AS $$
@@ -49,14 +29,6 @@ SQLITE_REVERSE = [
 ]
 
 
-def seed_templates(apps, schema_editor):
-    StatementTemplate = apps.get_model("consent", "StatementTemplate")
-    for entry in TEMPLATES:
-        StatementTemplate.objects.get_or_create(
-            language=entry["language"], version=1, defaults=entry
-        )
-
-
 def add_triggers(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     for sql in {"postgresql": [POSTGRES_FORWARD], "sqlite": SQLITE_FORWARD}.get(vendor, []):
@@ -72,6 +44,5 @@ def drop_triggers(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("consent", "0001_initial")]
     operations = [
-        migrations.RunPython(seed_templates, migrations.RunPython.noop),
         migrations.RunPython(add_triggers, drop_triggers),
     ]
