@@ -30,12 +30,13 @@ Checks, in order (``code`` of a failure):
      statement read instead scores 66-105 % (facts.md: >= 56 %; the correct one 6-28 %, 25 %
      with noise at 10 dB SNR). 0.45 leaves a margin on both sides;
    - ``challenge_missing``, ``talent_name_missing``, ``company_missing``: the phrase must be
-     found by ``speech.asr.find_phrase`` (a challenge of 4 or more words may miss one word,
-     whose place may hold up to 2 transcript words: ``_challenge_less_one``): every word, in order, at most one filler word between
-     two of them, each word within a small character-level tolerance (similarity
+     found by ``speech.asr.find_phrase``: every word, in order, at most one filler word
+     between two of them, each word within a small character-level tolerance (similarity
      1 - edit distance / length >= 0.7: "Fisher" for "Fischer" is accepted, a different
      three-letter word never), digits written or spelt alike, and the digit homophones
-     "to"/"too"/"for"/"ate"/"won". The challenge words (``CHALLENGE_WORDS``) are chosen so no
+     "to"/"too"/"for"/"ate"/"won". A challenge of 4 or more words may miss one word, whose
+     place may hold up to 2 transcript words (``_challenge_less_one``: tiny.en splits words
+     like "tomato" into "to middle"). The challenge words (``CHALLENGE_WORDS``) are chosen so no
      two of them, digits included, are within that tolerance of each other;
 5. **speaker** (resemblyzer GE2E embeddings of VAD-trimmed audio):
    - ``insufficient_training_audio``: fewer than ``min_training_recordings`` (1) embeddings;

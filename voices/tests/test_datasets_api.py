@@ -72,7 +72,8 @@ def test_planted_bad_files_are_rejected_with_reasons(voice_client, tenant, celer
     padded = np.concatenate([np.zeros(SR, np.float32), fresh, np.zeros(SR, np.float32)])
     planted = {
         "bad/corrupt.wav": b"RIFF\x00\x00\x00\x00WAVEfmt " + rng.bytes(2000),
-        "bad/silent.wav": audio.encode(np.zeros(3 * SR, np.float32), SR, "wav"),
+        # A muted microphone: only the converter's noise floor (-80 dBFS).
+        "bad/silent.wav": audio.encode(rng.normal(0, 1e-4, 3 * SR).astype(np.float32), SR, "wav"),
         "bad/clipped.wav": audio.encode(np.clip(good * 30, -1, 1), SR, "wav"),
         "bad/noisy.wav": audio.encode(noisy, SR, "wav"),
         "bad/duplicate.flac": audio.encode(good, SR, "flac"),
