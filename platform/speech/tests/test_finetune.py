@@ -118,27 +118,31 @@ def test_dev_passes_the_release_gates(tuned):
     assert strict[0]["threshold"] == 0.99 and "not similar enough" in strict[0]["message"]
 
 
-def test_should_stop_cancels_promptly(base):
+@pytest.mark.parametrize("phase", ["train", "evaluate"])
+def test_should_stop_cancels_promptly(base, phase):
     flag = {"stop": False, "at": None}
 
-    def progress(phase, step, total, loss):
-        if phase == "train" and flag["at"] is None:
+    def progress(p, step, total, loss):
+        if p == phase and flag["at"] is None:
             flag["stop"], flag["at"] = True, time.perf_counter()
 
+    steps = 100_000 if phase == "train" else 20
     with pytest.raises(ft.FineTuneCancelled):
         ft.fine_tune(
             utts(DEV, T.TRAIN_SENTENCES[:3]),
             utts(DEV, T.HELD_OUT_SENTENCES[:1]),
             base=base,
-            config=vm.AdapterConfig(steps=100_000, realign_every=0),
+            config=vm.AdapterConfig(steps=steps, realign_every=0),
             device="cpu",
             progress=progress,
             should_stop=lambda: flag["stop"],
         )
     assert flag["at"] is not None and time.perf_counter() - flag["at"] < 2.0
 
+
+def test_a_cancelled_job_renders_nothing(base):
     calls = []
-    with pytest.raises(ft.FineTuneCancelled):  # already cancelled: nothing is rendered
+    with pytest.raises(ft.FineTuneCancelled):
         ft.fine_tune(
             utts(DEV, T.TRAIN_SENTENCES[:1]),
             utts(DEV, T.HELD_OUT_SENTENCES[:1]),
