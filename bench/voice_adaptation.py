@@ -1,21 +1,20 @@
-"""Voice adaptation on synthetic talents: similarity, MCD, WER, MOS and training time.
+"""Voice adaptation on synthetic talents, through the production routine ``speech.finetune``.
 
 Usage: python bench/voice_adaptation.py [--talents ava,ben,cara,dev] [--train 30]
-       [--steps 400] [--device cpu] [--json out.json]
+       [--held-out 8] [--steps 400] [--device cpu] [--json out.json]
 
-For each talent: the transcripts of ``--train`` training sentences are rendered with the stock
-Piper voice and paired with the talent's recordings of them; ``speech.voice_model.train`` fits
-the adapter (timed: feature extraction, alignment and training, i.e. the whole fine-tune after
-rendering; the Piper rendering time is reported separately). ``choose_method`` then picks
-"filter" or "world" on two *training* sentences. Evaluation uses the 8 held-out sentences,
-never trained on:
+For each talent, its recordings of ``--train`` training sentences and ``--held-out`` held-out
+sentences (``speech.testing.talents``; the two sets never overlap) go to
+``speech.finetune.fine_tune`` exactly as the worker passes a talent's uploads: it renders the
+transcripts with the deterministic stock Piper voice, trains the adapter, chooses the conversion
+method on three training sentences (similarity among methods within 10 WER points of the
+best) and
+evaluates on the held-out sentences: speaker similarity to the enrolment (mean embedding of the
+training recordings) for stock / custom / the talent's own recordings, mel-cepstral distortion,
+faster-whisper WER and DNSMOS P.808, then applies the release gates (``speech.finetune.Gates``).
 
-- speaker similarity: cosine to the talent's enrolment (mean embedding of 5 training
-  recordings) of the stock voice, the converted voice (both methods, and the chosen one) and
-  the talent's own held-out recordings (the ceiling);
-- mel-cepstral distortion to the talent's own recording (DTW-aligned), stock and converted;
-- word error rate of faster-whisper (tiny.en) on stock, converted and the talent's own speech;
-- predicted MOS (DNSMOS P.808): stock, converted and the talent's own speech.
+"fine-tune s" is the whole ``fine_tune`` call: rendering, features, training, method choice and
+the held-out evaluation; "train s" is features + alignment + training alone. One torch thread.
 """
 
 from __future__ import annotations
@@ -30,64 +29,27 @@ if __package__ in (None, ""):
     ROOT = Path(__file__).resolve().parents[1]
     sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
-import numpy as np  # noqa: E402
-
-from speech import asr, mos, speaker  # noqa: E402
+from speech import finetune as ft  # noqa: E402
 from speech import voice_model as vm  # noqa: E402
 from speech.testing import talents as T  # noqa: E402
 
 
-def mean(xs) -> float:
-    return round(float(np.mean(xs)), 4)
+def utterances(tal, sentences) -> list[ft.Utterance]:
+    return [ft.Utterance(T.render(tal, s), T.SAMPLE_RATE, s) for s in sentences]
 
 
-def run_talent(tal, n_train: int, steps: int, device: str) -> dict:
-    sr = T.SAMPLE_RATE
-    texts = T.TRAIN_SENTENCES[:n_train]
+def run_talent(tal, n_train: int, n_held: int, steps: int, device: str, base) -> dict:
+    train = utterances(tal, T.TRAIN_SENTENCES[:n_train])
+    held = utterances(tal, T.HELD_OUT_SENTENCES[:n_held])
     t = time.perf_counter()
-    bases = [np.asarray(T.stock(s)) for s in texts]
-    t_render = time.perf_counter() - t
-    pairs = [vm.Pair(b, T.render(tal, s), sr) for b, s in zip(bases, texts, strict=True)]
-    t = time.perf_counter()
-    model = vm.train(pairs, config=vm.AdapterConfig(steps=steps), device=device)
-    t_train = time.perf_counter() - t
-    enrol = speaker.mean_embedding([speaker.embed(T.render(tal, s), sr) for s in texts[:5]])
-    t = time.perf_counter()
-    method, method_scores = vm.choose_method(model, bases[-2:], enrol, sr)
-    t_choose = time.perf_counter() - t
-    rows = {
-        k: {"sim": [], "mcd": [], "wer": [], "mos": []} for k in ("stock", "filter", "world", "own")
-    }
-    for s in T.HELD_OUT_SENTENCES:
-        base = np.asarray(T.stock(s))
-        own = np.asarray(T.render(tal, s))
-        clips = {
-            "stock": base,
-            "filter": model.convert(base, sr, "filter"),
-            "world": model.convert(base, sr, "world"),
-            "own": own,
-        }
-        own_mcep = vm.extract(own, sr).mcep
-        for k, x in clips.items():
-            r = rows[k]
-            r["sim"].append(speaker.cosine(enrol, speaker.embed(x, sr)))
-            r["mcd"].append(vm.mcd(vm.extract(x, sr).mcep, own_mcep) if k != "own" else 0.0)
-            r["wer"].append(asr.wer(s, asr.transcribe(x, sr)))
-            r["mos"].append(mos.predict_mos(x, sr))
-    summary = {k: {m: mean(v) for m, v in r.items()} for k, r in rows.items()}
-    summary["converted"] = summary[method]
+    res = ft.fine_tune(train, held, base=base, config=vm.AdapterConfig(steps=steps), device=device)
+    wall = time.perf_counter() - t
     return {
         "talent": tal.name,
-        "method": method,
-        "method_scores_on_training_sentences": method_scores,
-        "render_seconds": round(t_render, 1),
-        "train_seconds": round(t_train, 1),
-        "choose_method_seconds": round(t_choose, 1),
-        "loss_first": model.stats["loss_first"],
-        "loss_last": model.stats["loss_last"],
-        "duration_ratio": model.stats["duration_ratio"],
-        "train_frames": model.stats["train_frames"],
-        "held_out": summary,
+        "passed": res.passed,
+        "gate_failures": res.gate_failures,
+        "fine_tune_seconds": round(wall, 1),
+        "metrics": res.metrics,
     }
 
 
@@ -95,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--talents", default=",".join(t.name for t in T.TALENTS))
     ap.add_argument("--train", type=int, default=30)
+    ap.add_argument("--held-out", type=int, default=8)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--device", default=None)
     ap.add_argument("--json")
@@ -103,24 +66,36 @@ def main() -> None:
 
     torch.set_num_threads(1)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    base = ft.default_base()
     t0 = time.perf_counter()
     results = []
+    head = (
+        f"{'talent':6s} {'method':6s} {'sim stock→custom (own)':24s} {'WER custom/own':15s} "
+        f"{'MOS custom/stock':17s} {'fine-tune s':>11s}  gate"
+    )
+    print(head, flush=True)
     for name in args.talents.split(","):
-        r = run_talent(T.by_name(name), args.train, args.steps, device)
+        r = run_talent(T.by_name(name), args.train, args.held_out, args.steps, device, base)
         results.append(r)
-        h = r["held_out"]
+        m = r["metrics"]
+        verdict = (
+            "pass"
+            if r["passed"]
+            else "FAIL: " + ", ".join(sorted({f["metric"] for f in r["gate_failures"]}))
+        )
         print(
-            f"{name:5s} {r['method']:6s} train {r['train_seconds']:5.1f}s  "
-            f"sim stock {h['stock']['sim']:.3f} conv {h['converted']['sim']:.3f} "
-            f"own {h['own']['sim']:.3f}  mcd {h['stock']['mcd']:.2f}->{h['converted']['mcd']:.2f}"
-            f"  wer stock {h['stock']['wer']:.3f} conv {h['converted']['wer']:.3f} "
-            f"own {h['own']['wer']:.3f}  mos stock {h['stock']['mos']:.2f} "
-            f"conv {h['converted']['mos']:.2f} own {h['own']['mos']:.2f}",
+            f"{name:6s} {m['method']:6s} "
+            f"{m['stock_similarity']:.3f} → {m['speaker_similarity']:.3f} "
+            f"({m['talent_similarity']:.3f})    "
+            f"{100 * m['wer']:5.1f} / {100 * m['talent_wer']:4.1f} %   "
+            f"{m['mos']:.2f} / {m['stock_mos']:.2f}       "
+            f"{r['fine_tune_seconds']:8.1f}  {verdict}",
             flush=True,
         )
     out = {
         "device": device,
         "train_utterances": args.train,
+        "held_out_utterances": args.held_out,
         "steps": args.steps,
         "seconds": round(time.perf_counter() - t0, 1),
         "talents": results,

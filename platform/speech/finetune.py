@@ -349,6 +349,7 @@ def fine_tune(
             transcripts=[u.transcript for u in train[-n_val:]],
             wer_margin=WER_MARGIN,
             asr_threads=asr_threads,
+            check=job.check,
         )
         job.report("evaluate", len(train) + 1, total)
 

@@ -553,6 +553,7 @@ def choose_method(
     wer_margin: float = 0.10,
     similarity_tie: float = 0.02,
     asr_threads: int = 0,
+    check: Callable[[], None] | None = None,
 ) -> tuple[str, dict[str, float]]:
     """Pick the conversion method for this voice on validation sentences (``base_clips``,
     Piper renderings of them) and set it in ``model.config``.
@@ -562,7 +563,8 @@ def choose_method(
     one among those whose word error rate (faster-whisper) is within ``wer_margin`` of the best
     method's, and of methods within ``similarity_tie`` of that similarity the one with the lower
     WER (the WERs are kept in ``model.stats["method_wer"]``). On 2-3 sentences one word is
-    3-10 WER points, hence a margin of 10 points rather than less. Without them, similarity
+    3-10 WER points, hence a margin of 10 points rather than less. ``check()`` is called
+    before each clip (a cancelled job raises from it). Without them, similarity
     alone decides, which once chose ``world`` for a talent
     at a 14-point WER cost (docs/benchmarks.md).
 
@@ -577,6 +579,8 @@ def choose_method(
     for m in methods:
         sims, errs = [], []
         for k, x in enumerate(base_clips):
+            if check is not None:
+                check()
             y = model.convert(x, sr, m)
             sims.append(speaker.cosine(enrolment, speaker.embed(y, sr, device)))
             if transcripts is not None:
