@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 FINE_TUNE_TASK = "voices.tasks.fine_tune"
 # Every HELD_OUT_EVERY-th accepted recording is held out for evaluation (never trained on).
 HELD_OUT_EVERY = 5
-MIN_HELD_OUT = 2
+MIN_HELD_OUT = 3  # speech.finetune.Gates.min_held_out
 PROGRESS_INTERVAL_S = 1.0
 
 
