@@ -373,7 +373,7 @@ def _settle(consent: ConsentRecord, report, recordings) -> ConsentRecord:
             transcript=report.transcript,
             checks=result.get("checks", []),
             thresholds=result.get("evidence", {}).get("thresholds", {}),
-            model_versions=result.get("evidence", {}).get("model_versions", {}),
+            model_versions=result.get("evidence", {}).get("models", {}),
             details={
                 **{k: v for k, v in result.items() if k not in ("checks", "transcript")},
                 "training_recordings": [str(r.pk) for r in recordings],
