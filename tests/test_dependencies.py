@@ -1,8 +1,9 @@
 """Dependency directions between our packages (read from the source, no imports needed).
 
 apps -> speech, apps -> core; speech -> nothing of ours (also checked at runtime by
-platform/speech/tests/test_isolation.py); synthesis -> voices, never back; rollout -> speech,
-not synthesis; synthesis services enqueue tasks by name and never import synthesis.tasks."""
+platform/speech/tests/test_isolation.py); synthesis -> voices, never back; consent -> voices and
+synthesis, never back; rollout -> speech, not synthesis; services enqueue tasks by name and
+never import tasks."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ def test_voices_and_rollout_do_not_import_synthesis():
     assert offenders(ROOT / "platform" / "rollout", "synthesis") == []
 
 
+def test_consent_sits_above_voices_and_synthesis():
+    """consent -> voices, consent -> synthesis (revocation disables and cancels); voices reads
+    consent's models only, synthesis never imports consent."""
+    assert offenders(ROOT / "voices", "consent.services", "consent.tasks", "consent.api") == []
+    assert offenders(ROOT / "synthesis", "consent") == []
+
+
 def test_synthesis_services_do_not_import_tasks():
     assert offenders(ROOT / "synthesis" / "services", "synthesis.tasks") == []
 
@@ -58,3 +66,11 @@ def test_services_enqueue_the_registered_task_names():
 
     assert tasks.synthesize.name == queueing.SYNTHESIZE_TASK
     assert tasks.deliver_webhook.name == queueing.DELIVER_WEBHOOK_TASK
+    from consent import services as consent_services
+    from consent import tasks as consent_tasks
+    from voices import tasks as voice_tasks
+    from voices.services import datasets, training
+
+    assert consent_tasks.verify_consent.name == consent_services.VERIFY_TASK
+    assert voice_tasks.check_recordings.name == datasets.CHECK_TASK
+    assert voice_tasks.fine_tune.name == training.FINE_TUNE_TASK

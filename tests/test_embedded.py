@@ -387,15 +387,79 @@ def test_readme_operator_commands(embedded, tmp_path):
         assert denied.status_code == 403, denied.text
 
 
+def test_readme_brand_voice_walkthrough(embedded, tmp_path):
+    """The README's custom-voice walkthrough, line by line in bash, as a user pastes it: a
+    synthetic talent provides the dataset zip and reads the statement the API returned."""
+    from speech.testing import talents as T
+    from voices.tests.journey import DEV, dataset_zip, wav
+
+    block = readme_block("## Your own brand voice", "bash", "fine-tunes")
+    (tmp_path / "dataset.zip").write_bytes(dataset_zip(DEV, T.TRAIN_SENTENCES[:12]))
+    env = {**embedded.env, "KEY": embedded.key}
+    api = httpx.Client(
+        base_url=embedded.base, headers={"Authorization": f"Bearer {embedded.key}"}, timeout=60
+    )
+
+    def wait(path: str, done, timeout: float = 400) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = api.get(path).json()
+            if done(body):
+                return body
+            time.sleep(1)
+        raise AssertionError(f"{path} did not finish: {body}")
+
+    shown = {}
+    for line in block.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if "consent.wav" in line:  # the talent reads aloud the statement the API printed
+            wait("/api/v1/voices/dana/dataset", lambda r: r["totals"]["processing"] == 0)
+            (tmp_path / "consent.wav").write_bytes(wav(DEV, shown["statement"]))
+        if line.startswith("JOB="):
+            consent = wait(f"/api/v1/consents/{env['CONSENT']}",
+                           lambda c: c["status"] not in ("pending", "verifying"))  # fmt: skip
+            assert consent["status"] == "verified", consent["reasons"]
+        if "/synthesize" in line:
+            job = wait(f"/api/v1/fine-tunes/{env['JOB']}",
+                       lambda j: j["status"] not in ("queued", "running"))  # fmt: skip
+            assert job["status"] == "succeeded", job
+        # allexport, so `VAR=$(...)` lines carry over to the next line as in one shell
+        script = f"set -a -e -o pipefail\n{line.replace(README_BASE, embedded.base)}\n"
+        script += "printf '\\n--env--\\n'; env -0"
+        done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True,
+                              timeout=REQUEST_S)  # fmt: skip
+        assert done.returncode == 0, (line, done.stderr.decode())
+        printed, _, dump = done.stdout.decode().partition("\n--env--\n")
+        env = dict(item.split("=", 1) for item in dump.split("\0") if "=" in item)
+        if ".statement" in line:
+            shown["statement"] = printed.strip()
+    assert env["TALENT"] and env["CONSENT"] and env["JOB"]
+    samples, sr = decode((tmp_path / "dana.mp3").read_bytes(), "mp3")
+    assert plausible(len(samples) / sr, "Welcome to Acme.")
+    voice = api.get("/api/v1/voices/dana").json()
+    assert voice["status"] == "ready" and voice["model_version"].startswith("piper-adapted:")
+
+
 def test_tenant_voice_shadows_stock_voice_on_sqlite(embedded):
+    # The API refuses stock slugs for custom voices; rows made behind its back must still
+    # resolve to the tenant's own voice (SQLite sorts NULL tenants first unless told).
     script = (
+        "from datetime import timedelta\n"
+        "from django.utils import timezone\n"
+        "from consent.models import ConsentRecord, VoiceTalent\n"
         "from tenancy.models import Tenant\n"
         "from voices.models import Voice\n"
         "from voices.services import resolve_voice\n"
         "tenant = Tenant.objects.get(slug='demo')\n"
         "stock = Voice.objects.visible_to(tenant).get(slug='stock-joe', tenant=None)\n"
+        "talent = VoiceTalent.objects.for_tenant(tenant).create(name='Demo Talent')\n"
+        "consent = ConsentRecord.objects.for_tenant(tenant).create(talent=talent,\n"
+        "    language='en-US', template_version=1, company='Demo', purpose='p', challenge='c',\n"
+        "    statement='s', status='verified', statement_expires_at=timezone.now())\n"
         "own = Voice.objects.for_tenant(tenant).create(tenant=tenant, slug='stock-joe',\n"
-        "    name='Demo Joe', kind='custom', status='ready', model_version=stock.model_version)\n"
+        "    name='Demo Joe', kind='custom', status='ready', model_version=stock.model_version,\n"
+        "    talent=talent, consent=consent)\n"
         "print('resolved', resolve_voice(tenant, 'stock-joe').pk == own.pk)\n"
     )
     done = embedded.manage("shell", "-c", script)

@@ -85,5 +85,5 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class RecordingUploadSerializer(serializers.Serializer):
+class ConsentRecordingUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="The talent's recording of the statement, any format.")

@@ -8,10 +8,10 @@ from rest_framework.response import Response
 
 from consent import services
 from consent.api.serializers import (
+    ConsentRecordingUploadSerializer,
     ConsentRecordSerializer,
     ConsentRequestSerializer,
     ReasonSerializer,
-    RecordingUploadSerializer,
     VoiceTalentSerializer,
 )
 from consent.models import ConsentRecord, VoiceTalent
@@ -87,7 +87,7 @@ class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         return Response(ConsentRecordSerializer(consent).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request={"multipart/form-data": RecordingUploadSerializer},
+        request={"multipart/form-data": ConsentRecordingUploadSerializer},
         responses={202: ConsentRecordSerializer},
     )
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])

@@ -46,9 +46,8 @@ app.conf.update(
     task_default_queue="cpu",
     task_default_exchange="cpu",
     task_default_routing_key="cpu",
-    # Model work goes to `gpu` workers (synthesis picks its queue from SYNTHESIS_QUEUE);
-    # everything else defaults to `cpu`.
-    task_routes={"voices.tasks.fine_tune": {"queue": "gpu", "routing_key": "gpu"}},
+    # Model work goes to `gpu` workers (the services name the queue: SYNTHESIS_QUEUE,
+    # FINE_TUNE_QUEUE); everything else defaults to `cpu`.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

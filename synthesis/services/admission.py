@@ -15,7 +15,7 @@ from django.db import transaction
 from core.errors import ApiError
 from rollout import services as rollout
 from speech import audio, text
-from speech.engines.base import ControlError, SynthesisControls
+from speech.engines.base import SynthesisControls
 from synthesis.models import SynthesisRequest
 from synthesis.services.queueing import SYNTHESIZE_TASK, enqueue
 from tenancy.services import quotas
@@ -49,16 +49,7 @@ def validate(tenant, params: SynthesisParams) -> tuple[SynthesisControls, int]:
         text.prepare(params.text, max_length=tenant.plan.max_text_characters)
     except text.TextError as exc:
         raise InvalidSynthesisRequest(exc.message, code=exc.code) from exc
-    try:
-        controls = SynthesisControls.from_dict(params.controls)
-    except ControlError as exc:
-        raise InvalidSynthesisRequest(
-            f"{exc.field}: {exc.message}",
-            code="invalid_control",
-            details={"field": exc.field, "allowed": exc.allowed},
-        ) from exc
-    except TypeError as exc:
-        raise InvalidSynthesisRequest(str(exc), code="invalid_control") from exc
+    controls = voices.parse_controls(params.controls)
     if params.format not in audio.FORMATS:
         raise InvalidSynthesisRequest(
             f"Unsupported format {params.format!r}.",

@@ -78,7 +78,7 @@ class TrainingRecordingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RecordingUploadSerializer(serializers.Serializer):
+class TrainingUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
         help_text="One recording (any audio format) with `transcript`, or a zip archive with "
         "metadata.csv (file, transcript)."

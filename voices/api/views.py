@@ -13,8 +13,8 @@ from tenancy.roles import Scope
 from voices.api.serializers import (
     FineTuneJobSerializer,
     FineTuneStartSerializer,
-    RecordingUploadSerializer,
     TrainingRecordingSerializer,
+    TrainingUploadSerializer,
     VoiceCreateSerializer,
     VoiceSerializer,
     VoiceUpdateSerializer,
@@ -97,7 +97,7 @@ class VoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         return self.get_paginated_response(TrainingRecordingSerializer(page, many=True).data)
 
     @extend_schema(
-        request={"multipart/form-data": RecordingUploadSerializer},
+        request={"multipart/form-data": TrainingUploadSerializer},
         responses={202: TrainingRecordingSerializer(many=True)},
     )
     @recordings.mapping.post

@@ -12,6 +12,7 @@ from voices.services.catalogue import (
     delete_artefacts_for_consent,
     disable_for_consent,
     ensure_stock_voices,
+    parse_controls,
     resolve_voice,
     stock_embedding,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "delete_artefacts_for_consent",
     "disable_for_consent",
     "ensure_stock_voices",
+    "parse_controls",
     "resolve_voice",
     "stock_embedding",
 ]

@@ -131,19 +131,27 @@ def capabilities(voice: Voice) -> dict:
 VOICE_FIELDS = ("slug", "name", "language", "description", "default_controls")
 
 
-def _validate_controls(controls) -> dict:
+def parse_controls(controls, field_prefix: str = "") -> SynthesisControls:
+    """Synthesis controls from untrusted input, or a 400 `invalid_control` naming the field
+    and its allowed range (the synthesis request and a voice's defaults alike)."""
     if not isinstance(controls, dict):
-        raise InvalidVoice("default_controls must be an object.", code="invalid_control")
+        raise InvalidVoice(
+            f"{field_prefix or 'controls'} must be an object.", code="invalid_control"
+        )
     try:
-        return SynthesisControls.from_dict(controls).to_dict() if controls else {}
+        return SynthesisControls.from_dict(controls)
     except ControlError as exc:
         raise InvalidVoice(
-            f"default_controls.{exc.field}: {exc.message}",
+            f"{field_prefix}{exc.field}: {exc.message}",
             code="invalid_control",
-            details={"field": exc.field, "allowed": exc.allowed},
+            details={"field": f"{field_prefix}{exc.field}", "allowed": exc.allowed},
         ) from exc
     except TypeError as exc:
         raise InvalidVoice(str(exc), code="invalid_control") from exc
+
+
+def _validate_controls(controls) -> dict:
+    return parse_controls(controls, "default_controls.").to_dict() if controls else {}
 
 
 def _voice_snapshot(voice: Voice) -> dict:

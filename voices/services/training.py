@@ -109,7 +109,9 @@ def start(
         audit.record(
             "fine_tune.start", tenant=tenant, context=context, target=job, after=_snapshot(job)
         )
-        transaction.on_commit(lambda: enqueue(FINE_TUNE_TASK, str(job.pk)))
+        transaction.on_commit(
+            lambda: enqueue(FINE_TUNE_TASK, str(job.pk), queue=settings.FINE_TUNE_QUEUE)
+        )
     return job
 
 

@@ -7,11 +7,15 @@ import csv
 import io
 import time
 import zipfile
+from datetime import timedelta
 
 import numpy as np
+from django.utils import timezone
 
+from consent.models import ConsentRecord, VoiceTalent
 from speech import audio
 from speech.testing import talents as T
+from voices.models import TrainingRecording, Voice
 
 SR = T.SAMPLE_RATE
 DEV = T.by_name("dev")  # Piper with formants x0.88 and -2 semitones: adapts well
@@ -116,3 +120,42 @@ def verify_with(client, consent: dict, data: bytes) -> dict:
 
 def codes(consent: dict) -> set[str]:
     return {reason["code"] for reason in consent["reasons"]}
+
+
+# --- rows as a verified enrolment leaves them, for tests that need no models ---------------------
+def talent_row(tenant) -> VoiceTalent:
+    return VoiceTalent.objects.for_tenant(tenant).create(tenant=tenant, name="Dana Fischer")
+
+
+def verified_voice_rows(tenant, slug="dana", recordings=8) -> Voice:
+    """A custom voice of a talent with a verified consent and accepted recordings."""
+    talent = talent_row(tenant)
+    voice = Voice.objects.for_tenant(tenant).create(
+        tenant=tenant, slug=slug, name=slug, kind=Voice.Kind.CUSTOM, talent=talent
+    )
+    consent = ConsentRecord.objects.for_tenant(tenant).create(
+        tenant=tenant,
+        talent=talent,
+        voice=voice,
+        language="en-US",
+        template_version=1,
+        company="Acme",
+        purpose="p",
+        challenge="maple seven",
+        statement="s",
+        status=ConsentRecord.Status.VERIFIED,
+        statement_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    voice.consent = consent
+    voice.save(update_fields=["consent"])
+    TrainingRecording.objects.for_tenant(tenant).bulk_create(
+        TrainingRecording(
+            tenant=tenant,
+            voice=voice,
+            filename=f"{i}.wav",
+            transcript="t",
+            status=TrainingRecording.Status.ACCEPTED,
+        )
+        for i in range(recordings)
+    )
+    return voice

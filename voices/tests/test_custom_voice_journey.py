@@ -91,6 +91,36 @@ def test_consented_voice_is_trained_synthesized_and_revoked(
     custom_sim = similarity_to_talent(custom.content, enrolment)
     stock_sim = similarity_to_talent(stock.content, enrolment)
     assert custom_sim > stock_sim + 0.05, (custom_sim, stock_sim)
+    # Every mode works, and the controls keep working on the converted voice.
+    streamed = brand.post(
+        "/api/v1/synthesize",
+        {"voice": "dana", "text": PROBE, "mode": "stream", "format": "mp3"},
+        format="json",
+    )
+    assert streamed.status_code == 200 and streamed.streaming
+    samples, sr = audio.decode(b"".join(streamed.streaming_content))
+    assert len(samples) / sr > 1.5
+    queued = brand.post(
+        "/api/v1/synthesize",
+        {"voice": "dana", "text": PROBE, "mode": "async", "format": "flac"},
+        format="json",
+    )
+    assert queued.status_code == 202
+    job = poll(brand, queued["Location"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job
+    assert job["model_version"] == voice["model_version"]
+    base_len = len(audio.decode(custom.content)[0])
+    fast = brand.post(
+        "/api/v1/synthesize",
+        {
+            "voice": "dana",
+            "text": PROBE,
+            "controls": {"speed": 1.5, "pitch": 2.0, "emotion": "happy"},
+        },
+        format="json",
+    )
+    assert fast.status_code == 200, fast.content
+    assert len(audio.decode(fast.content)[0]) < 0.85 * base_len
     detected = brand.post(
         "/api/v1/watermark/detect", {"file": _file(custom.content)}, format="multipart"
     ).json()

@@ -4,54 +4,14 @@ manage talents, consents, datasets and fine-tunes."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
-from consent.models import ConsentRecord, VoiceTalent
+from consent.models import ConsentRecord
 from tenancy.roles import Scope
 from voices.models import FineTuneJob, TrainingRecording, Voice
-from voices.tests.journey import upload
-
-
-def _talent(tenant) -> VoiceTalent:
-    return VoiceTalent.objects.for_tenant(tenant).create(tenant=tenant, name="Dana Fischer")
-
-
-def _trainable_voice(tenant, slug="dana", recordings=8) -> Voice:
-    """Rows as a verified enrolment leaves them (no models involved)."""
-    talent = _talent(tenant)
-    voice = Voice.objects.for_tenant(tenant).create(
-        tenant=tenant, slug=slug, name=slug, kind=Voice.Kind.CUSTOM, talent=talent
-    )
-    consent = ConsentRecord.objects.for_tenant(tenant).create(
-        tenant=tenant,
-        talent=talent,
-        voice=voice,
-        language="en-US",
-        template_version=1,
-        company="Acme",
-        purpose="p",
-        challenge="maple seven",
-        statement="s",
-        status=ConsentRecord.Status.VERIFIED,
-        statement_expires_at=timezone.now() + timedelta(hours=1),
-    )
-    voice.consent = consent
-    voice.save(update_fields=["consent"])
-    TrainingRecording.objects.for_tenant(tenant).bulk_create(
-        TrainingRecording(
-            tenant=tenant,
-            voice=voice,
-            filename=f"{i}.wav",
-            transcript="t",
-            status=TrainingRecording.Status.ACCEPTED,
-        )
-        for i in range(recordings)
-    )
-    return voice
+from voices.tests.journey import talent_row, upload, verified_voice_rows
 
 
 def test_voice_limit_refuses_the_voice_over_the_limit(make_tenant, make_key, client_for):
@@ -80,7 +40,7 @@ def test_voice_limit_holds_under_concurrent_creation(make_tenant):
     from voices.services import catalogue
 
     tenant = make_tenant(max_voices=3)
-    talent = _talent(tenant)
+    talent = talent_row(tenant)
     results: list[str] = []
 
     def create(i: int) -> None:
@@ -107,8 +67,8 @@ def test_voice_limit_holds_under_concurrent_creation(make_tenant):
 def test_fine_tune_limit_refuses_the_fine_tune_over_the_limit(make_tenant, make_key, client_for):
     tenant = make_tenant(fine_tunes_per_month=1)
     client = client_for(make_key(tenant).token)
-    _trainable_voice(tenant, "one")
-    _trainable_voice(tenant, "two")
+    verified_voice_rows(tenant, "one")
+    verified_voice_rows(tenant, "two")
     assert client.post("/api/v1/voices/one/fine-tunes", {}, format="json").status_code == 202
     over = client.post("/api/v1/voices/two/fine-tunes", {}, format="json")
     assert over.status_code == 403, over.content
@@ -122,7 +82,7 @@ def test_fine_tune_limit_refuses_the_fine_tune_over_the_limit(make_tenant, make_
 
 def test_fine_tune_needs_verified_consent_and_enough_data(tenant, make_key, client_for):
     client = client_for(make_key(tenant).token)
-    voice = _trainable_voice(tenant, recordings=2)
+    voice = verified_voice_rows(tenant, recordings=2)
     few = client.post("/api/v1/voices/dana/fine-tunes", {}, format="json")
     assert few.status_code == 409 and few.json()["error"]["code"] == "not_enough_training_data"
     ConsentRecord.objects.for_tenant(tenant).filter(pk=voice.consent_id).update(
@@ -163,7 +123,7 @@ def test_roles(tenant, make_member, client_for, role, may_manage, may_read_conse
     assert (listed.status_code == 200) is may_read_consent
     if not may_manage:
         assert made.json()["error"]["code"] == "insufficient_scope"
-    talent = _talent(tenant)
+    talent = talent_row(tenant)
     voice = client.post(
         f"{base}/voices", {"slug": f"v-{role.replace('_', '-')}", "name": "V",
                            "talent": str(talent.pk)}, format="json",
@@ -172,7 +132,7 @@ def test_roles(tenant, make_member, client_for, role, may_manage, may_read_conse
 
 
 def test_synthesize_keys_see_only_ready_voices(tenant, make_key, client_for):
-    _trainable_voice(tenant)  # a draft custom voice
+    verified_voice_rows(tenant)  # a draft custom voice
     synth_only = client_for(make_key(tenant, scopes=[Scope.SYNTHESIZE]).token)
     slugs = {v["slug"] for v in synth_only.get("/api/v1/voices").json()["results"]}
     assert "dana" not in slugs and "stock-joe" in slugs
@@ -184,9 +144,9 @@ def test_synthesize_keys_see_only_ready_voices(tenant, make_key, client_for):
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "voice_not_ready"
 
 
-def test_another_tenants_talent_is_an_unknown_talent(tenant, other_tenant, make_key, client_for):
+def test_another_tenants_talent_is_an_unknowntalent_row(tenant, other_tenant, make_key, client_for):
     client = client_for(make_key(tenant).token)
-    foreign = _talent(other_tenant)
+    foreign = talent_row(other_tenant)
     unknown = "00000000-0000-0000-0000-000000000000"
     answers = [
         client.post("/api/v1/voices", {"slug": "x", "name": "X", "talent": t}, format="json")
@@ -194,7 +154,7 @@ def test_another_tenants_talent_is_an_unknown_talent(tenant, other_tenant, make_
     ]
     assert answers[0].status_code == answers[1].status_code == 400
     assert answers[0].json()["error"]["code"] == answers[1].json()["error"]["code"]
-    other_voice = _trainable_voice(other_tenant, "theirs")
+    other_voice = verified_voice_rows(other_tenant, "theirs")
     for talent in (str(foreign.pk), unknown):
         consent = client.post(
             "/api/v1/consents", {"talent": talent, "voice": other_voice.slug}, format="json"
