@@ -359,6 +359,25 @@ def test_api_docs_console_and_static_files(embedded):
         assert signed_in.status_code == 200 and "/console/login/" not in str(signed_in.url)
 
 
+def _consent_of(embedded, tenant_slug: str) -> str:
+    """A pending consent in the tenant, made as the API would leave it."""
+    script = (
+        "from datetime import timedelta\n"
+        "from django.utils import timezone\n"
+        "from consent.models import ConsentRecord, VoiceTalent\n"
+        "from tenancy.models import Tenant\n"
+        f"tenant = Tenant.objects.get(slug={tenant_slug!r})\n"
+        "talent = VoiceTalent.objects.for_tenant(tenant).create(name='Dana Fischer')\n"
+        "consent = ConsentRecord.objects.for_tenant(tenant).create(talent=talent,\n"
+        "    language='en-US', template_version=1, company=tenant.name, purpose='p',\n"
+        "    challenge='c', statement='s', statement_expires_at=timezone.now())\n"
+        "print(consent.pk)\n"
+    )
+    done = embedded.manage("shell", "-c", script)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[-1]  # after the shell's own "objects imported" line
+
+
 def test_readme_operator_commands(embedded, tmp_path):
     with embedded.client() as client:
         (tmp_path / "clip.mp3").write_bytes(synthesize(client, SENTENCES, format="mp3").content)
@@ -366,8 +385,10 @@ def test_readme_operator_commands(embedded, tmp_path):
     outputs = {}
     for argv in shell_commands(block):
         assert argv[:2] == ["python", "manage.py"], argv
-        # The README elides the password; a real one is needed.
+        # The README elides the password and names a consent by its shell variable.
         argv = [("ops-password-1234" if arg == "..." else arg) for arg in argv[2:]]
+        if "$CONSENT" in argv:
+            argv[argv.index("$CONSENT")] = _consent_of(embedded, argv[1])
         done = embedded.manage(*argv, cwd=tmp_path)
         assert done.returncode == 0, (argv, done.stdout, done.stderr)
         outputs[argv[0]] = done.stdout
@@ -377,7 +398,9 @@ def test_readme_operator_commands(embedded, tmp_path):
         "createapikey",
         "audit_verify",
         "watermark_detect",
+        "revoke_consent",
     }
+    assert outputs["revoke_consent"].split()[1] == "revoked"
     assert "audit chain OK" in outputs["audit_verify"]
     assert json.loads(outputs["watermark_detect"])["verdict"] == "watermarked"
     key = re.search(r"tb_\S+", outputs["createapikey"]).group(0)
