@@ -84,25 +84,20 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 # Common, concrete, two-syllable words that tiny.en transcribes reliably, with one spelling in
 # US and UK English, no homophones, and no two within find_phrase's tolerance of each other.
+# Chosen for tiny.en (bench/challenge_words.py): each word was read in challenge-like lists by
+# the 4 synthetic talents, 12 readings each; words it missed in a third of the readings or more
+# ("violin", "zebra", "tomato" -> "to middle", ...) and the digits "eight" and "nine" (20 % and
+# 32 %) were dropped. 29 words x 8 digits still give 29*28*27 * 8*7 = 1.2 million challenges.
 CHALLENGE_WORDS = (
-    "anchor",
     "apple",
     "basket",
-    "bottle",
-    "button",
     "candle",
     "camel",
     "copper",
-    "dolphin",
-    "dragon",
     "falcon",
-    "forest",
-    "garden",
     "guitar",
     "hammer",
-    "island",
     "jacket",
-    "kettle",
     "lantern",
     "lemon",
     "magnet",
@@ -110,10 +105,8 @@ CHALLENGE_WORDS = (
     "marble",
     "monkey",
     "orange",
-    "panda",
     "pencil",
     "pepper",
-    "pillow",
     "planet",
     "purple",
     "rabbit",
@@ -121,16 +114,12 @@ CHALLENGE_WORDS = (
     "rocket",
     "silver",
     "tiger",
-    "tomato",
-    "tunnel",
-    "violin",
     "wagon",
     "window",
     "winter",
     "yellow",
-    "zebra",
 )
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
 
 TEMPLATE_FIELDS = ("talent", "company", "purpose", "challenge", "date")
 REQUIRED_TEMPLATE_FIELDS = ("talent", "company", "challenge")
@@ -151,7 +140,7 @@ def make_challenge(rng: random.Random | None = None, words: int = 3, digits: int
 
     ``words`` distinct words from ``CHALLENGE_WORDS`` and ``digits`` distinct digits spelt as
     words, interleaved word first. ``secrets.SystemRandom`` unless an ``rng`` is given (tests).
-    With the defaults there are 44*43*42 * 10*9 = 7.2 million challenges.
+    With the defaults there are 29*28*27 * 8*7 = 1.2 million challenges.
     """
     if words < 0 or digits < 0 or words + digits == 0:
         raise ValueError("a challenge needs at least one word or digit")
