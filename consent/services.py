@@ -177,7 +177,6 @@ def request_statement(
             statement_expires_at=now + timedelta(seconds=settings.CONSENT_STATEMENT_TTL_S),
             valid_until=valid_until,
         )
-        Voice.objects.for_tenant(access.tenant).filter(pk=voice.pk).update(consent=consent)
         audit.record(
             "consent.request",
             tenant=access.tenant,
@@ -365,6 +364,8 @@ def _settle(consent: ConsentRecord, report, recordings) -> ConsentRecord:
         )
         if not moved:
             return consent
+        if report.passed:
+            _attach(consent)
         ConsentEvidence.objects.for_tenant(tenant).create(
             tenant=tenant,
             consent=consent,
@@ -388,6 +389,14 @@ def _settle(consent: ConsentRecord, report, recordings) -> ConsentRecord:
             after={"status": status, "reasons": consent.reasons},
         )
     return consent
+
+
+def _attach(consent: ConsentRecord) -> None:
+    """A verified consent becomes the one its voice relies on. Until then the voice keeps the
+    consent it had, so asking a talent for a fresh statement never breaks a working voice."""
+    Voice.objects.for_tenant(consent.tenant_id).filter(pk=consent.voice_id).update(
+        consent=consent
+    )
 
 
 def fail_verification(consent_id: str, message: str) -> None:
@@ -457,6 +466,7 @@ def override(
         )
         if not moved:
             raise ConsentStateError("This consent was changed meanwhile; reload it.")
+        _attach(consent)
         ConsentEvidence.objects.for_tenant(tenant).create(
             tenant=tenant,
             consent=consent,

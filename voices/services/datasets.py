@@ -292,7 +292,7 @@ def dataset_report(voice: Voice) -> dict:
     problems = Counter(p.get("code") for r in rows for p in (r.problems or []))
     accepted = [r for r in rows if r.status == TrainingRecording.Status.ACCEPTED]
     minimum = settings.FINE_TUNE_MIN_RECORDINGS
-    consent = voice.consent
+    consent = voice.consent  # the verified consent the voice relies on, if any
     return {
         "voice": voice.slug,
         "totals": {
