@@ -394,9 +394,7 @@ def _settle(consent: ConsentRecord, report, recordings) -> ConsentRecord:
 def _attach(consent: ConsentRecord) -> None:
     """A verified consent becomes the one its voice relies on. Until then the voice keeps the
     consent it had, so asking a talent for a fresh statement never breaks a working voice."""
-    Voice.objects.for_tenant(consent.tenant_id).filter(pk=consent.voice_id).update(
-        consent=consent
-    )
+    Voice.objects.for_tenant(consent.tenant_id).filter(pk=consent.voice_id).update(consent=consent)
 
 
 def fail_verification(consent_id: str, message: str) -> None:

@@ -115,7 +115,9 @@ def test_consented_voice_is_trained_synthesized_and_revoked(
         {
             "voice": "dana",
             "text": PROBE,
-            "controls": {"speed": 1.5, "pitch": 2.0, "emotion": "happy"},
+            "speed": 1.5,
+            "pitch": 2.0,
+            "emotion": "happy",
         },
         format="json",
     )
