@@ -75,8 +75,9 @@ def create_talent(
             tenant=access.tenant, **values
         )
         audit.record(
-            "talent.create", tenant=access.tenant, context=context, target=talent, after=values
-        )
+            "talent.create", tenant=access.tenant, context=context, target=talent,
+            after=_talent_audit(talent, values),
+        )  # fmt: skip
     return talent
 
 
@@ -84,7 +85,6 @@ def update_talent(
     access: Access, talent: VoiceTalent, *, context: RequestContext | None = None, **fields
 ) -> VoiceTalent:
     access.require(Scope.CONSENT_WRITE)
-    before = {k: getattr(talent, k) for k in TALENT_FIELDS}
     changes = {k: v for k, v in fields.items() if k in TALENT_FIELDS}
     with transaction.atomic():
         for name, value in changes.items():
@@ -95,10 +95,14 @@ def update_talent(
             tenant=access.tenant,
             context=context,
             target=talent,
-            before=before,
-            after={k: getattr(talent, k) for k in TALENT_FIELDS},
+            after=_talent_audit(talent, changes),
         )
     return talent
+
+
+def _talent_audit(talent: VoiceTalent, changed: dict) -> dict:
+    # The audit log is append-only: it names what changed but keeps no contact details.
+    return {"name": talent.name, "fields": sorted(changed)}
 
 
 # --- statements -------------------------------------------------------------------------------
@@ -229,9 +233,10 @@ def submit_recording(
         )
     tenant = access.tenant
     key = tenant_key(tenant.pk, "consent", f"{consent.pk}.audio")
-    quotas.take(tenant, quotas.STORAGE_BYTES, len(data))
-    get_storage().put(key, data, "application/octet-stream")
     with transaction.atomic():
+        # Charged in the same transaction as the state change: a lost race charges nothing.
+        quotas.take(tenant, quotas.STORAGE_BYTES, len(data))
+        get_storage().put(key, data, "application/octet-stream")
         moved = (
             ConsentRecord.objects.for_tenant(tenant)
             .filter(pk=consent.pk, status=ConsentRecord.Status.PENDING)
