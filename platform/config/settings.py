@@ -246,6 +246,9 @@ PRESIGNED_URL_TTL = timedelta(seconds=env_int("PRESIGNED_URL_TTL_S", 300))
 # --- Celery ------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem"):
+    # kombu's filesystem transport with atomic publishing (see core/filesystem_broker.py).
+    CELERY_BROKER_TRANSPORT = "core.filesystem_broker:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BROKER_DIR / "out"),
