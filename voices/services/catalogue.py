@@ -128,7 +128,6 @@ def capabilities(voice: Voice) -> dict:
 
 
 # --- custom voices ------------------------------------------------------------------------------
-VOICE_FIELDS = ("slug", "name", "language", "description", "default_controls")
 
 
 def parse_controls(controls, field_prefix: str = "") -> SynthesisControls:
