@@ -30,6 +30,13 @@ class SynthesisRequest(TenantOwnedModel):
     voice = models.ForeignKey("voices.Voice", on_delete=models.PROTECT, related_name="+")
     voice_slug = models.CharField(max_length=100)
     model_version = models.CharField(max_length=200)
+    # The rollout whose ramp chose the version, the arm it put the request in and why
+    # (rollout.assignment.Reason): what guardrails compare.
+    rollout = models.ForeignKey(
+        "rollout.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rollout_arm = models.CharField(max_length=16, blank=True)
+    assignment_reason = models.CharField(max_length=16, blank=True)
     # The text is kept only until the job ends; its hash and length stay for audit and billing.
     text = models.TextField(blank=True)
     text_sha256 = models.CharField(max_length=64)
@@ -75,6 +82,7 @@ class SynthesisRequest(TenantOwnedModel):
         indexes = [
             models.Index(fields=["tenant", "created_at"]),
             models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["rollout", "created_at"]),
         ]
 
     def __str__(self) -> str:

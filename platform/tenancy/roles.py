@@ -21,6 +21,8 @@ class Scope:
     KEYS_WRITE = "keys:write"
     MEMBERS_READ = "members:read"
     MEMBERS_WRITE = "members:write"
+    MODELS_READ = "models:read"
+    MODELS_WRITE = "models:write"
     ADMIN = "admin"
 
 
@@ -36,6 +38,8 @@ ALL_SCOPES = [
     Scope.KEYS_WRITE,
     Scope.MEMBERS_READ,
     Scope.MEMBERS_WRITE,
+    Scope.MODELS_READ,
+    Scope.MODELS_WRITE,
     Scope.ADMIN,
 ]
 
@@ -60,6 +64,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             Scope.CONSENT_WRITE,
             Scope.USAGE_READ,
             Scope.MEMBERS_READ,
+            Scope.MODELS_READ,
         }
     ),
     Role.DEVELOPER: frozenset(
@@ -70,6 +75,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             Scope.KEYS_READ,
             Scope.KEYS_WRITE,
             Scope.MEMBERS_READ,
+            Scope.MODELS_READ,
         }
     ),
     # Auditors read everything a compliance review needs and change nothing.
@@ -81,6 +87,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             Scope.AUDIT_READ,
             Scope.KEYS_READ,
             Scope.MEMBERS_READ,
+            Scope.MODELS_READ,
         }
     ),
 }

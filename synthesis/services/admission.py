@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core.errors import ApiError
-from rollout import services as rollout
+from rollout.services import resolution
 from speech import audio, text
 from speech.engines.base import SynthesisControls
 from synthesis.models import SynthesisRequest
@@ -37,6 +37,10 @@ class SynthesisParams:
     mode: str = SynthesisRequest.Mode.SYNC
     controls: dict = field(default_factory=dict)
     webhook_url: str = ""
+    # Who the caller says the end user is (X-End-User-Id, OpenAI `user`): rollout stickiness.
+    end_user: str = ""
+    # An explicit model version, where the tenant allows it.
+    model_version: str = ""
 
 
 def billable_characters(raw_text: str) -> int:
@@ -72,7 +76,13 @@ def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> Synthes
         # The voice's defaults, under whatever the request sets.
         params.controls = {**voice.default_controls, **params.controls}
     controls, characters = validate(tenant, params)
-    version = rollout.resolve_model_version(tenant, voice)
+    chosen = resolution.resolve(
+        tenant,
+        voice,
+        api_key_id=str(api_key.pk) if api_key is not None else None,
+        end_user=params.end_user or None,
+        requested=params.model_version or None,
+    )
     with transaction.atomic():
         slot = quotas.reserve(tenant, api_key, 1, quotas.CONCURRENT_JOBS)
         chars = quotas.reserve(tenant, api_key, characters)
@@ -82,7 +92,10 @@ def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> Synthes
             api_key=api_key,
             voice=voice,
             voice_slug=voice.slug,
-            model_version=version.id,
+            model_version=chosen.version.id,
+            rollout=chosen.rollout,
+            rollout_arm=chosen.arm,
+            assignment_reason=chosen.reason,
             text=params.text,
             text_sha256=hashlib.sha256(params.text.encode()).hexdigest(),
             characters=characters,

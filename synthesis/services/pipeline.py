@@ -105,7 +105,7 @@ def run(job_id: str) -> None:
     try:
         # Again in the worker: the consent may have been revoked while the job was queued.
         check_usable_now(job.voice_id)
-        version = rollout.ModelVersion.objects.get(pk=job.model_version)
+        version = rollout.ModelVersion.dangerously_unscoped.get(pk=job.model_version)
         engine = engine_cache().get(rollout.spec_for(version))
         sr = engine.sample_rate
         segments = text.prepare(job.text, max_length=job.tenant.plan.max_text_characters)

@@ -325,7 +325,7 @@ def delete_artefacts_for_consent(tenant, consent: ConsentRecord) -> int:
             storage.delete(version.artefact_key)
             quotas.release(tenant, quotas.STORAGE_BYTES, version.artefact_bytes)
         if version.model_version_id:
-            ModelVersion.objects.filter(pk=version.model_version_id).update(
+            ModelVersion.dangerously_unscoped.filter(pk=version.model_version_id).update(
                 status=ModelVersion.Status.RETIRED
             )
         VoiceVersion.objects.for_tenant(tenant).filter(pk=version.pk).update(

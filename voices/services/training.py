@@ -28,6 +28,7 @@ from core.queueing import enqueue
 from core.scoping import tenant_context
 from core.storage import get_storage, tenant_key
 from rollout import services as rollout
+from rollout.models import voice_family
 from speech import audio as speech_audio
 from tenancy.roles import Scope
 from tenancy.services import quotas
@@ -353,7 +354,14 @@ def _publish(job: FineTuneJob, voice: Voice, result, n_train: int, n_held: int) 
                 {"metric": "consent", "message": "The consent is no longer verified."}
             )
         ready = result.passed and consent_ok
-        model_version = rollout.register(spec, artefact_key=key)
+        model_version = rollout.register(
+            spec,
+            artefact_key=key,
+            family=voice_family(voice.pk),
+            tenant=tenant,
+            semver=f"{number}.0.0",
+            registered_by="fine-tune",
+        )
         version = VoiceVersion.objects.for_tenant(tenant).create(
             tenant=tenant,
             voice=voice,
