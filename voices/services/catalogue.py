@@ -59,13 +59,16 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 
 
 def ensure_stock_voices() -> None:
-    """Idempotent: registers the packaged stock model and its voices (run after migrate)."""
+    """Idempotent: registers the packaged stock model and its voices (run after migrate).
+    A stock voice keeps the version a completed rollout made stable; only a new one starts on
+    the packaged model."""
     version = rollout.register(rollout.stock_spec())
     for entry in STOCK_VOICES:
         Voice.dangerously_unscoped.update_or_create(
             tenant=None,
             slug=entry["slug"],
-            defaults={
+            defaults={**entry, "kind": Voice.Kind.STOCK, "status": Voice.Status.READY},
+            create_defaults={
                 **entry,
                 "kind": Voice.Kind.STOCK,
                 "status": Voice.Status.READY,
