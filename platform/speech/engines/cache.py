@@ -119,6 +119,8 @@ class Lease:
 
 
 class EngineCache:
+    preload_retry_s = 300.0  # a version whose preload failed is tried again after this
+
     def __init__(
         self,
         max_engines: int = 3,
@@ -134,6 +136,7 @@ class EngineCache:
         self._retiring: list[_Entry] = []  # dropped while leased: closed at the last release
         self._live: frozenset[str] = frozenset()
         self._sizes: dict[str, int] = {}  # estimates of every version loaded once
+        self._failed: dict[str, float] = {}  # preloads that failed, and when
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()  # one load at a time keeps the RSS estimate honest
 
@@ -246,7 +249,16 @@ class EngineCache:
                 known = self._sizes.get(spec.id)
                 if known is not None and not self._make_room(known, 1, evict_live=False):
                     continue
-            entry = self._load(spec)
+            failed = self._failed.get(spec.id)
+            if failed is not None and time.monotonic() - failed < self.preload_retry_s:
+                continue
+            try:
+                entry = self._load(spec)
+            except Exception:  # a broken version must not stop the others from loading
+                logger.exception("preloading %s failed", spec.id)
+                self._failed[spec.id] = time.monotonic()
+                continue
+            self._failed.pop(spec.id, None)
             with self._lock:
                 if spec.id in self._engines:
                     self._close_later(entry)
