@@ -7,7 +7,6 @@ import sys
 
 from celery import Celery
 from celery.signals import (
-    celeryd_init,
     worker_process_init,
     worker_process_shutdown,
     worker_ready,
@@ -100,13 +99,10 @@ def _metrics_port() -> int:
     return int(os.environ.get("WORKER_METRICS_PORT") or 0)
 
 
-@celeryd_init.connect
-def _prepare_metrics_dir(**kwargs):
-    """Prefork children record metrics into files the worker's endpoint merges. prometheus-
-    client picks its storage when first imported, so the directory is settled here, before
-    any task module (or the fork) imports it; stale files of a previous run are removed."""
-    if not _metrics_port():
-        return
+def _prepare_metrics_dir() -> None:
+    """Prefork children record metrics into files the worker's endpoint merges.
+    prometheus-client picks its storage when first imported, so the directory is settled
+    here, before Django or any task module imports it; stale files of a previous run go."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not path:
         import tempfile
@@ -116,13 +112,10 @@ def _prepare_metrics_dir(**kwargs):
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.unlink(os.path.join(path, name))
-    if "prometheus_client" in sys.modules:
-        import logging
 
-        logging.getLogger(__name__).warning(
-            "prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set: worker "
-            "children's metrics will be missing; set it in the environment"
-        )
+
+if _metrics_port() and "worker" in sys.argv:
+    _prepare_metrics_dir()
 
 
 @worker_ready.connect

@@ -186,8 +186,10 @@ def succeed(job: SynthesisRequest) -> None:
         if not moved:
             get_storage().delete(job.audio_key)
             return
-        quotas.commit(job.character_reservation)
+        # Same lock order as admission (slot, then characters): the reverse deadlocks against
+        # a concurrent admission of the same tenant.
         quotas.commit(job.slot_reservation)
+        quotas.commit(job.character_reservation)
         usage.record_usage(
             job.tenant,
             api_key=job.api_key,
@@ -217,7 +219,7 @@ def fail(job: SynthesisRequest, code: str, message: str) -> None:
         )
         if not moved:
             return
-        for reservation in (job.character_reservation, job.slot_reservation):
+        for reservation in (job.slot_reservation, job.character_reservation):  # admission's order
             if reservation is not None:
                 quotas.refund(reservation)
         usage.record_usage(
