@@ -218,7 +218,8 @@ def queue_depths() -> dict[str, int]:
     embedded filesystem broker) the queued synthesis requests, on the synthesis queue."""
     from config.celery import app
 
-    queues = [q.name for q in app.conf.task_queues]
+    declared = [q.name for q in app.conf.task_queues]
+    queues = list(dict.fromkeys([*declared, settings.SYNTHESIS_QUEUE]))  # it may be a custom one
     if settings.CELERY_BROKER_URL.startswith("redis"):
         import redis
 

@@ -10,6 +10,7 @@ import re
 import threading
 import time
 import urllib.request
+import uuid
 from collections import Counter
 
 import pytest
@@ -97,10 +98,14 @@ class Load:
             thread.join(timeout=120)
 
 
-def test_hot_swap_under_load_fails_no_request(start_worker, tenant, make_key):
+def test_hot_swap_under_load_fails_no_request(start_worker, tenant, make_key, settings):
     port = free_port()
+    queue = f"hot-swap-{uuid.uuid4().hex[:8]}"
+    settings.SYNTHESIS_QUEUE = queue  # this worker's own queue: no other worker serves it
     worker = start_worker(
+        queue,
         concurrency=2,
+        SYNTHESIS_QUEUE=queue,
         WORKER_METRICS_PORT=str(port),
         ENGINE_SYNC_INTERVAL_S="1",
         SYNTHESIS_ENGINE_CACHE_SIZE="3",
