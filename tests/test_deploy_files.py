@@ -8,6 +8,7 @@ environment variables, pins. No database is used; Django runs only in subprocess
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import secrets
@@ -26,7 +27,9 @@ CONTAINER_ROOT = "/app"  # where the Dockerfile puts the repository
 
 INFRA_SERVICES = {"postgres", "redis", "minio", "minio-init"}
 APP_SERVICES = {"migrate", "web", "worker-gpu", "worker-cpu", "beat"}
+OBSERVABILITY = {"prometheus", "grafana"}
 LONG_RUNNING = {"postgres", "redis", "minio", "web", "worker-gpu", "worker-cpu", "beat"}
+LONG_RUNNING |= OBSERVABILITY
 ONE_SHOTS = {"migrate", "minio-init"}
 OPERATOR_COMMANDS = {"createtenant", "createuser", "createapikey", "audit_verify"}
 ENV_READERS = {"env", "env_bool", "env_int", "env_list"}
@@ -192,7 +195,7 @@ def management_commands(tmp_path_factory) -> set[str]:
 
 # --- docker-compose.yml -------------------------------------------------------------------
 def test_every_expected_service_exists(services):
-    missing = (INFRA_SERVICES | APP_SERVICES) - set(services)
+    missing = (INFRA_SERVICES | APP_SERVICES | OBSERVABILITY) - set(services)
     assert not missing, f"services missing from docker-compose.yml: {sorted(missing)}"
 
 
@@ -323,9 +326,11 @@ def test_restart_policies(services):
         assert services[name]["restart"] in {"always", "unless-stopped", "on-failure"}, name
 
 
-def test_only_web_and_the_minio_console_are_published(services):
+def test_only_web_and_the_minio_and_grafana_consoles_are_published(services):
     published = {name for name, service in services.items() if service.get("ports")}
-    assert published <= {"web", "minio"}, published
+    assert published <= {"web", "minio", "grafana"}, published
+    assert all(str(p).endswith(":3000") for p in services["grafana"].get("ports", []))
+    assert all("127.0.0.1:3000" in str(p) for p in services["grafana"].get("ports", []))
     assert all(str(p).endswith(":8000") for p in services["web"]["ports"])
     assert all(str(p).endswith(":9001") for p in services["minio"].get("ports", []))
 
@@ -342,6 +347,104 @@ def test_named_volumes_and_private_network_are_declared(compose, services):
         assert set(service.get("networks") or []) and set(service["networks"]) <= networks, name
     for data in ("postgres", "minio"):
         assert any(str(v).split(":")[0] in declared for v in services[data]["volumes"]), data
+
+
+# --- Prometheus and Grafana -----------------------------------------------------------------
+DEPLOY = ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "timbre-rollouts.json"
+# Suffixes Prometheus adds to a counter's or a histogram's series.
+SERIES_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
+
+
+def yaml_file(path: Path):
+    yaml = pytest.importorskip("yaml", reason="PyYAML is needed to parse deployment files")
+    return yaml.safe_load(path.read_text())
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """{container path: repository path} of the service's bind mounts."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("./"):
+            found[target] = source
+    return found
+
+
+def defined_metrics() -> set[str]:
+    """Every metric family core/metrics.py defines (read from the live registry)."""
+    from core import metrics
+
+    names = {family.name for family in metrics.REGISTRY.collect()}
+    return names | set(metrics.STATE_METRICS)
+
+
+def test_prometheus_scrapes_web_metrics_and_every_worker_port(services):
+    prometheus = services["prometheus"]
+    config_path = mounts(prometheus)["/etc/prometheus/prometheus.yml"]
+    config = yaml_file(ROOT / config_path)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    web = jobs["timbre-web"]
+    assert web["metrics_path"] == "/metrics"
+    assert web["static_configs"][0]["targets"] == ["web:8000"]
+    assert "credentials_file" in web["authorization"]  # METRICS_TOKEN, written at start
+    assert "METRICS_TOKEN" in environment(prometheus)
+    port = environment(services["worker-gpu"])["WORKER_METRICS_PORT"]
+    assert environment(services["worker-cpu"])["WORKER_METRICS_PORT"] == port
+    (discovery,) = jobs["timbre-workers"]["dns_sd_configs"]
+    assert set(discovery["names"]) == {"worker-gpu", "worker-cpu"}
+    assert str(discovery["port"]) == port
+    # Every app service keeps multiprocess metric files on a fresh tmpfs.
+    for name in APP_SERVICES:
+        env = environment(services[name])
+        assert env["PROMETHEUS_MULTIPROC_DIR"] in services[name]["tmpfs"], name
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(services):
+    grafana = services["grafana"]
+    volumes = mounts(grafana)
+    provisioning = ROOT / volumes["/etc/grafana/provisioning"]
+    (datasource,) = yaml_file(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
+    (provider,) = yaml_file(provisioning / "dashboards" / "timbre.yml")["providers"]
+    dashboards = ROOT / volumes[provider["options"]["path"]]
+    assert DASHBOARD in dashboards.glob("*.json")
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
+        assert panel["targets"], panel["title"]
+
+
+def test_the_dashboard_queries_only_metrics_the_code_defines():
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queries += [v["query"] for v in dashboard["templating"]["list"]]
+    used = set()
+    for query in queries:
+        for name in re.findall(r"\btimbre_[a-z0-9_]+", query):
+            for suffix in SERIES_SUFFIXES:
+                if name.endswith(suffix) and name.removesuffix(suffix) in defined_metrics():
+                    name = name.removesuffix(suffix)
+                    break
+            used.add(name)
+    unknown = used - defined_metrics()
+    assert not unknown, f"the dashboard queries metrics core/metrics.py does not define: {unknown}"
+    # Candidate against stable: per version, every guardrail signal is on the dashboard.
+    for name in (
+        "timbre_synthesis_requests",
+        "timbre_synthesis_errors",
+        "timbre_synthesis_latency_per_char_seconds",
+        "timbre_synthesis_rtf",
+        "timbre_quality_mos",
+        "timbre_quality_wer",
+        "timbre_quality_similarity",
+        "timbre_rollout_percent",
+        "timbre_rollout_state",
+        "timbre_queue_depth",
+    ):
+        assert name in used, name
+    targets = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert all("model_version" in q for q in targets if "timbre_synthesis" in q)
 
 
 # --- environment variables ----------------------------------------------------------------

@@ -6,7 +6,11 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -88,3 +92,59 @@ def _pin_threads(**kwargs):
     # threads would cost every worker process a few hundred MB.
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
+
+
+# Hot swap and worker metrics (rollout/engines.py, core/metrics.py) ---------------------------
+def _metrics_port() -> int:
+    return int(os.environ.get("WORKER_METRICS_PORT") or 0)
+
+
+def _prepare_metrics_dir() -> None:
+    """Prefork children record metrics into files the worker's endpoint merges.
+    prometheus-client picks its storage when first imported, so the directory is settled
+    here, before Django or any task module imports it; stale files of a previous run go."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        import tempfile
+
+        path = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="timbre-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(path, name))
+
+
+if _metrics_port() and "worker" in sys.argv:
+    _prepare_metrics_dir()
+
+
+@worker_ready.connect
+def _serve_metrics(**kwargs):
+    if not _metrics_port():
+        return
+    from prometheus_client import start_http_server
+
+    from core.metrics import scrape_registry
+
+    start_http_server(_metrics_port(), registry=scrape_registry(state=False))
+
+
+@worker_process_init.connect
+def _start_engine_sync(**kwargs):
+    """Workers that serve synthesis keep the live versions loaded (one sync thread each)."""
+    from django.conf import settings
+
+    consuming = app.amqp.queues.consume_from
+    if consuming is not None and settings.SYNTHESIS_QUEUE not in consuming:
+        return
+    from rollout.engines import start_sync
+
+    start_sync()
+
+
+@worker_process_shutdown.connect
+def _forget_process_metrics(pid=None, **kwargs):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

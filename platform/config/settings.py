@@ -276,6 +276,11 @@ SYNTHESIS_QUEUE = env("SYNTHESIS_QUEUE", "gpu")
 # The speech library reads no environment: these are passed to it by the apps' glue.
 SYNTHESIS_ENGINE_CACHE_SIZE = env_int("SYNTHESIS_ENGINE_CACHE_SIZE", 3)  # engines per worker
 TIMBRE_ONNX_THREADS = env_int("TIMBRE_ONNX_THREADS", 1)  # per engine; scale with processes
+# Hot swap (rollout/engines.py): every worker process keeps the live versions loaded, syncing
+# every ENGINE_SYNC_INTERVAL_S (0: no sync, load on demand only), within this memory budget
+# (estimated per engine; 0: bounded by SYNTHESIS_ENGINE_CACHE_SIZE only).
+ENGINE_SYNC_INTERVAL_S = env_int("ENGINE_SYNC_INTERVAL_S", 10)
+ENGINE_MEMORY_BUDGET_MB = env_int("ENGINE_MEMORY_BUDGET_MB", 1024)
 TIMBRE_ASR_THREADS = env_int("TIMBRE_ASR_THREADS", 0)  # 0: CTranslate2 chooses
 # Remote model artefacts are fetched here, one folder per sha256 (rollout/engines.py).
 MODEL_CACHE_DIR = Path(env("MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))
@@ -310,3 +315,13 @@ WATERMARK_DETECT_MAX_SECONDS = env_int("WATERMARK_DETECT_MAX_SECONDS", 600)
 # against their own limits by the services, with clear errors.
 DATA_UPLOAD_MAX_MEMORY_SIZE = WATERMARK_DETECT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Metrics (core/metrics.py) -------------------------------------------------------------
+# GET /metrics; when METRICS_TOKEN is set it needs "Authorization: Bearer <token>".
+METRICS_TOKEN = env("METRICS_TOKEN", "")
+# Tenant label on metrics: "plan" (the tenant's plan slug) or "id" (raw tenant ids: cardinality
+# and privacy cost, so only on request).
+METRICS_TENANT_LABEL = env("METRICS_TENANT_LABEL", "plan")
+# Workers serve their metrics on this port (0: off, e.g. embedded mode). Prefork children
+# record into PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)

@@ -1,4 +1,4 @@
-"""Health endpoints and signed local-file downloads."""
+"""Health endpoints, Prometheus metrics and signed local-file downloads."""
 
 from __future__ import annotations
 
@@ -88,3 +88,19 @@ def file_download(request, token: str):
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@require_GET
+def metrics(request):
+    """Prometheus text exposition (core/metrics.py); a bearer token when METRICS_TOKEN is set."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from core import metrics as prom
+
+    if not prom.token_ok(request.headers.get("Authorization", "")):
+        response = error_response(
+            request, 401, "not_authenticated", "A valid metrics bearer token is required."
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(prom.exposition(state=True), content_type=CONTENT_TYPE_LATEST)

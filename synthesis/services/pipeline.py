@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core import metrics
 from core.storage import get_storage, tenant_key
 from rollout import services as rollout
 from rollout.engines import engine_cache
@@ -101,12 +102,14 @@ def run(job_id: str) -> None:
     job = _claim(job_id)
     if job is None:
         return
-    sink = None
+    sink = held = None
     try:
         # Again in the worker: the consent may have been revoked while the job was queued.
         check_usable_now(job.voice_id)
         version = rollout.ModelVersion.dangerously_unscoped.get(pk=job.model_version)
-        engine = engine_cache().get(rollout.spec_for(version))
+        # Held to the end: a hot swap that drops the version meanwhile does not close it.
+        held = engine_cache().lease(rollout.spec_for(version))
+        engine = held.engine
         sr = engine.sample_rate
         segments = text.prepare(job.text, max_length=job.tenant.plan.max_text_characters)
         controls = SynthesisControls.from_dict(job.controls)
@@ -151,6 +154,8 @@ def run(job_id: str) -> None:
     finally:
         if sink is not None:
             sink.abort()
+        if held is not None:
+            held.release()
 
 
 RESULT_FIELDS = (
@@ -181,8 +186,10 @@ def succeed(job: SynthesisRequest) -> None:
         if not moved:
             get_storage().delete(job.audio_key)
             return
-        quotas.commit(job.character_reservation)
+        # Same lock order as admission (slot, then characters): the reverse deadlocks against
+        # a concurrent admission of the same tenant.
         quotas.commit(job.slot_reservation)
+        quotas.commit(job.character_reservation)
         usage.record_usage(
             job.tenant,
             api_key=job.api_key,
@@ -193,6 +200,7 @@ def succeed(job: SynthesisRequest) -> None:
             model_version=job.model_version,
             status=UsageRecord.Status.SUCCEEDED,
         )
+    _observe(job)
     _announce(job)
 
 
@@ -211,7 +219,7 @@ def fail(job: SynthesisRequest, code: str, message: str) -> None:
         )
         if not moved:
             return
-        for reservation in (job.character_reservation, job.slot_reservation):
+        for reservation in (job.slot_reservation, job.character_reservation):  # admission's order
             if reservation is not None:
                 quotas.refund(reservation)
         usage.record_usage(
@@ -225,7 +233,31 @@ def fail(job: SynthesisRequest, code: str, message: str) -> None:
             status=UsageRecord.Status.FAILED,
         )
     job.refresh_from_db()
+    _observe(job)
     _announce(job)
+
+
+def _observe(job: SynthesisRequest) -> None:
+    try:
+        family = (
+            rollout.ModelVersion.dangerously_unscoped.filter(pk=job.model_version)
+            .values_list("family", flat=True)
+            .first()
+        )
+    except Exception:  # metrics never fail a request
+        logger.exception("reading the family of %s failed", job.model_version)
+        return
+    metrics.record_synthesis(
+        model_version=job.model_version,
+        family=family or "",
+        tenant=job.tenant,
+        arm=job.rollout_arm,
+        status=job.status,
+        code=job.error_code,
+        characters=job.characters,
+        synthesis_s=job.synthesis_ms / 1000 if job.synthesis_ms is not None else None,
+        audio_s=job.audio_seconds,
+    )
 
 
 def _announce(job: SynthesisRequest) -> None:

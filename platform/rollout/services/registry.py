@@ -79,3 +79,17 @@ def spec_for(version: ModelVersion) -> ModelVersionSpec:
         version.artefact_checksum,
         artefact_key=version.artefact_key or None,
     )
+
+
+def register_alias_of_stock(version: str, semver: str | None = None, **kwargs) -> ModelVersion:
+    """The packaged stock artefact registered under another version string: a second real,
+    validated stock-family version without a second model file (hot-swap tests, benchmarks,
+    rehearsing a rollout). It loads, and is checked, exactly like the stock build."""
+    from dataclasses import replace
+
+    return register(
+        replace(stock_spec(), version=version),
+        semver=semver,
+        notes=kwargs.pop("notes", "alias of the packaged stock voice"),
+        **kwargs,
+    )
