@@ -305,12 +305,15 @@ def retire(authority: Authority, version: ModelVersion) -> ModelVersion:
     return version
 
 
-def request_validation(authority: Authority, version: ModelVersion) -> ModelVersion:
-    """Queue the validation job. A version that already serves (validated) is not re-validated:
-    it would stop serving meanwhile."""
+def request_validation(
+    authority: Authority, version: ModelVersion, *, enqueue: bool = True
+) -> ModelVersion:
+    """Mark the version validating and queue the validation job (``enqueue=False``: the caller
+    runs `validation.validate` itself). A validated version is not validated again: it would
+    stop serving meanwhile."""
     from django.conf import settings
 
-    from core.queueing import enqueue
+    from core import queueing
 
     authority.require_manage(version.tenant_id)
     allowed = (ModelVersion.Status.REGISTERED, ModelVersion.Status.REJECTED)
@@ -327,9 +330,45 @@ def request_validation(authority: Authority, version: ModelVersion) -> ModelVers
             )
         version.refresh_from_db()
         _audit(authority, "model_version.validate", version, after={"status": version.status})
-        transaction.on_commit(
-            lambda: enqueue(
-                "rollout.tasks.validate_model_version", version.pk, queue=settings.SYNTHESIS_QUEUE
+        if enqueue:
+            transaction.on_commit(
+                lambda: queueing.enqueue(
+                    "rollout.tasks.validate_model_version",
+                    version.pk,
+                    queue=settings.SYNTHESIS_QUEUE,
+                )
             )
-        )
     return version
+
+
+INT8_SUFFIX = "int8"
+
+
+def register_stock_int8(authority: Authority, *, semver: str | None = None, notes: str = ""):
+    """The int8-quantised build of the packaged stock voice (speech.engines.quantize),
+    registered as a candidate version of the stock family; returns (version, created).
+    Quantising takes a while, so an existing registration of the build is returned first."""
+    import tempfile
+    from pathlib import Path
+
+    from speech.engines.piper_engine import _voice_version, default_voice_paths
+    from speech.engines.quantize import quantize_piper
+
+    model, _ = default_voice_paths()
+    version = f"{_voice_version(model)}-{INT8_SUFFIX}"
+    existing = ModelVersion.dangerously_unscoped.filter(family=STOCK_FAMILY, version=version)
+    if existing.exists():
+        return existing.order_by("created_at").first(), False
+    with tempfile.TemporaryDirectory() as tmp:
+        built = quantize_piper(model, Path(tmp), version_suffix=INT8_SUFFIX)
+        artefact, config = built.read_bytes(), Path(f"{built}.json").read_bytes()
+    return register_version(
+        authority,
+        family=STOCK_FAMILY,
+        engine="piper",
+        version=version,
+        semver=semver,
+        artefact=artefact,
+        config=config,
+        notes=notes or "int8-quantised build of the stock voice (onnxruntime dynamic quantisation)",
+    )
