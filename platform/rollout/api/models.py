@@ -101,7 +101,9 @@ class VersionActions:
         responses={201: ModelVersionSerializer, 200: ModelVersionSerializer},
     )
     def create(self, request, *args, **kwargs):
-        params = RegisterSerializer(data=request.data)
+        # The files are read (size-limited) below; the serializer checks the other fields.
+        fields = {k: request.data[k] for k in request.data if k not in request.FILES}
+        params = RegisterSerializer(data=fields)
         params.is_valid(raise_exception=True)
         data = params.validated_data
         artefact = read_upload(request, settings.MODEL_ARTEFACT_MAX_BYTES, "artefact")

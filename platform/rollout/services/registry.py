@@ -254,8 +254,16 @@ def describe(version: ModelVersion) -> dict:
 
 
 def _audit(authority: Authority, action: str, version: ModelVersion, **changes) -> None:
+    # A voice version's id can outgrow the audit row's 64-character target id; the full id
+    # is the target's repr.
     audit.record(
-        action, tenant=version.tenant, context=authority.context, target=version, **changes
+        action,
+        tenant=version.tenant,
+        context=authority.context,
+        target_type=version._meta.label_lower,
+        target_id=version.pk[:64],
+        target_repr=version.pk,
+        **changes,
     )
 
 

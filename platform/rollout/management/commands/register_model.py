@@ -20,6 +20,10 @@ from rollout.services.authority import Authority
 class Command(BaseCommand):
     help = "Register a model version (platform operator)."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # --version names the model version here, not Django's.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("--family", help='"stock" or "voice:<voice id>"')
         parser.add_argument("--engine", default="piper")
