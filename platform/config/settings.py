@@ -284,6 +284,13 @@ ENGINE_MEMORY_BUDGET_MB = env_int("ENGINE_MEMORY_BUDGET_MB", 1024)
 TIMBRE_ASR_THREADS = env_int("TIMBRE_ASR_THREADS", 0)  # 0: CTranslate2 chooses
 # Remote model artefacts are fetched here, one folder per sha256 (rollout/engines.py).
 MODEL_CACHE_DIR = Path(env("MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))
+# A registered model version serves only after its validation job meets these (rollout/services/
+# validation.py); the similarity gate applies to custom voices' versions. Uploads up to the size.
+MODEL_VALIDATION_MAX_WER = float(env("MODEL_VALIDATION_MAX_WER", "0.2"))
+MODEL_VALIDATION_MIN_MOS = float(env("MODEL_VALIDATION_MIN_MOS", "3.0"))
+MODEL_VALIDATION_MAX_RTF = float(env("MODEL_VALIDATION_MAX_RTF", "2.0"))
+MODEL_VALIDATION_MIN_SIMILARITY = float(env("MODEL_VALIDATION_MIN_SIMILARITY", "0.7"))
+MODEL_ARTEFACT_MAX_BYTES = env_int("MODEL_ARTEFACT_MAX_BYTES", 200 * 1024 * 1024)
 # --- Consent, training data and fine-tuning ---------------------------------------------------
 CONSENT_STATEMENT_TTL_S = env_int("CONSENT_STATEMENT_TTL_S", 24 * 3600)  # record it within
 CONSENT_ARTEFACT_RETENTION_S = env_int("CONSENT_ARTEFACT_RETENTION_S", 7 * 24 * 3600)

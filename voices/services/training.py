@@ -354,13 +354,24 @@ def _publish(job: FineTuneJob, voice: Voice, result, n_train: int, n_held: int) 
                 {"metric": "consent", "message": "The consent is no longer verified."}
             )
         ready = result.passed and consent_ok
+        # The fine-tune's held-out evaluation is this version's validation: the same sanity,
+        # WER, MOS and similarity checks, run on a worker against the talent.
         model_version = rollout.register(
             spec,
             artefact_key=key,
+            status=rollout.ModelVersion.Status.VALIDATED
+            if ready
+            else rollout.ModelVersion.Status.REJECTED,
             family=voice_family(voice.pk),
             tenant=tenant,
             semver=f"{number}.0.0",
             registered_by="fine-tune",
+            validation={
+                "source": "fine-tune",
+                "metrics": result.metrics,
+                "thresholds": result.model.stats.get("gates", {}),
+                "reasons": gate_failures,
+            },
         )
         version = VoiceVersion.objects.for_tenant(tenant).create(
             tenant=tenant,
@@ -383,7 +394,13 @@ def _publish(job: FineTuneJob, voice: Voice, result, n_train: int, n_held: int) 
             )
             return
         voices = Voice.objects.for_tenant(tenant).filter(pk=voice.pk)
-        if ready:
+        serving = voices.exclude(status=Voice.Status.DISABLED).filter(active_version__isnull=False)
+        rollout_id = None
+        if ready and serving.exists():
+            # A voice that already serves is not switched over: the new version ramps up
+            # against the active one, judged on its traffic.
+            rollout_id = _start_rollout(model_version)
+        elif ready:
             voices.exclude(status=Voice.Status.DISABLED).update(
                 status=Voice.Status.READY, active_version=version, model_version=model_version
             )
@@ -395,8 +412,21 @@ def _publish(job: FineTuneJob, voice: Voice, result, n_train: int, n_held: int) 
             actor=Actor.system("fine-tune worker"),
             target=version,
             after={"status": version.status, "number": number, "gate_failures": gate_failures,
-                   "checksum": checksum},
+                   "checksum": checksum, "rollout": rollout_id},
         )  # fmt: skip
+
+
+def _start_rollout(model_version) -> str | None:
+    from rollout.services import lifecycle
+    from rollout.services.authority import Authority
+
+    try:
+        with transaction.atomic():
+            started = lifecycle.start(Authority.system("fine-tune"), model_version)
+    except ApiError as exc:  # e.g. a rollout of this voice is still running
+        logger.warning("no rollout of %s: %s", model_version.pk, exc.message)
+        return None
+    return str(started.pk)
 
 
 def fail_stuck() -> int:

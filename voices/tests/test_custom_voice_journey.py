@@ -79,6 +79,11 @@ def test_consented_voice_is_trained_synthesized_and_revoked(
     voice = brand.get("/api/v1/voices/dana").json()
     assert voice["status"] == "ready" and voice["active_version"] == 1
     assert voice["model_version"].startswith("piper-adapted:")
+    # The fine-tune's held-out evaluation is the registered version's validation.
+    registered = brand.get(f"/api/v1/models/{voice['model_version']}").json()
+    assert registered["status"] == "validated", registered
+    assert registered["validation"]["source"] == "fine-tune"
+    assert registered["validation"]["metrics"] == version["metrics"]
 
     # --- synthesis: native API, then the openai SDK; closer to the talent than stock -----------
     enrolment = speaker.mean_embedding(
