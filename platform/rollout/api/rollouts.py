@@ -26,6 +26,7 @@ from rollout.services import lifecycle, policy, window
 from rollout.services.authority import Authority, PlatformOnly
 from rollout.services.resolution import UnknownVersion
 from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
+from tenancy.models import ApiKey
 from tenancy.roles import Scope
 
 WINDOW_PARAMETERS = [
@@ -148,10 +149,6 @@ class RolloutReasonSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
-class RolloutRetrySerializer(StrictSerializer):
-    reason = serializers.CharField(max_length=500)
-
-
 class PromoteSerializer(RolloutReasonSerializer):
     complete = serializers.BooleanField(default=False)
 
@@ -249,10 +246,11 @@ class RolloutActions:
         reason = self._body(RolloutReasonSerializer).get("reason", "")
         return self._answer(lifecycle.rollback(self.authority(), self._rollout(), reason))
 
-    @extend_schema(request=RolloutRetrySerializer, responses={201: RolloutDetailSerializer})
+    @extend_schema(request=RolloutReasonSerializer, responses={201: RolloutDetailSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, *args, **kwargs):
-        reason = self._body(RolloutRetrySerializer)["reason"]
+        """A new attempt of a rolled-back rollout; the reason (required) is audited."""
+        reason = self._body(RolloutReasonSerializer).get("reason", "")
         fresh = lifecycle.retry(self.authority(), self._rollout(), reason)
         return self._answer(fresh, status.HTTP_201_CREATED)
 
@@ -319,6 +317,8 @@ class IsStaffOperator(BasePermission):
     """A signed-in Django staff user; API keys are a tenant's and never operators."""
 
     def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, ApiKey):
+            raise PlatformOnly("This endpoint is for platform operators (staff users).")
         user = request.user
         if user is None or not user.is_authenticated:
             raise Unauthorized()
@@ -334,7 +334,7 @@ class OperatorMixin:
         return Authority.operator(user=self.request.user, request_id=self.request.request_id)
 
 
-class PlatformRolloutViewSet(RolloutActions, OperatorMixin, viewsets.GenericViewSet):
+class PlatformRolloutViewSet(OperatorMixin, RolloutActions, viewsets.GenericViewSet):
     """Every rollout, for platform operators."""
 
     queryset = Rollout.dangerously_unscoped.none()  # rows come from the services
@@ -377,7 +377,7 @@ class ModelMetricsView(VersionMetrics, TenantScopedAPIView):
         return self.metrics_for(version, [self.tenant.pk])
 
 
-class PlatformModelMetricsView(VersionMetrics, OperatorMixin, APIView):
+class PlatformModelMetricsView(OperatorMixin, VersionMetrics, APIView):
     """The same, on everybody's traffic, for operators."""
 
     @extend_schema(parameters=WINDOW_PARAMETERS, responses=OpenApiTypes.OBJECT)
@@ -408,7 +408,9 @@ class RolloutPolicyView(TenantScopedAPIView):
 
     @extend_schema(responses=RolloutPolicySerializer)
     def get(self, request, *args, **kwargs):
-        return Response(RolloutPolicySerializer(policy.get_policy(self._authority(), self.tenant)).data)
+        return Response(
+            RolloutPolicySerializer(policy.get_policy(self._authority(), self.tenant)).data
+        )
 
     @extend_schema(request=RolloutPolicySerializer, responses=RolloutPolicySerializer)
     def patch(self, request, *args, **kwargs):
