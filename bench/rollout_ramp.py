@@ -89,18 +89,22 @@ def metrics(c: Arm, s: Arm) -> list[MetricSamples]:
     """The same metric set the evaluator judges for the stock family."""
     return [
         MetricSamples.rate(
-            "error_rate", Direction.LOWER_IS_BETTER, candidate=(c.errors, c.total),
+            "error_rate",
+            Direction.LOWER_IS_BETTER,
+            candidate=(c.errors, c.total),
             stable=(s.errors, s.total),
         ),
         MetricSamples.rate(
-            "timeout_rate", Direction.LOWER_IS_BETTER, candidate=(c.timeouts, c.total),
+            "timeout_rate",
+            Direction.LOWER_IS_BETTER,
+            candidate=(c.timeouts, c.total),
             stable=(s.timeouts, s.total),
         ),
         MetricSamples("latency_per_char_ms", Direction.LOWER_IS_BETTER, c.latency, s.latency),
         MetricSamples("rtf", Direction.LOWER_IS_BETTER, c.rtf, s.rtf),
         MetricSamples("quality_wer", Direction.LOWER_IS_BETTER, c.wer, s.wer),
         MetricSamples("quality_mos", Direction.HIGHER_IS_BETTER, c.mos, s.mos),
-    ]  # fmt: skip
+    ]
 
 
 def simulate(candidate: Profile, settings: Settings, seed: int, horizon_h: float = 96):
@@ -140,15 +144,26 @@ def simulate(candidate: Profile, settings: Settings, seed: int, horizon_h: float
             look += 1
             early_taken = early_taken or decision.early
             verdict = judge(
-                metrics(c, s), look, budget, settings.judge_min_samples, settings.alpha,
+                metrics(c, s),
+                look,
+                budget,
+                settings.judge_min_samples,
+                settings.alpha,
                 spending=ramp.SPENDING,
-            )  # fmt: skip
+            )
             looks.append({"t_h": t / 3600, "step": step, "verdict": verdict.to_dict()})
             decision = ramp.decide(state, [verdict.outcome])
         if decision.action in ("wait",):
             continue
-        decisions.append({"t_h": t / 3600, "action": decision.action, "step": step,
-                          "reason": decision.reason, "hold_reason": decision.hold_reason})  # fmt: skip
+        decisions.append(
+            {
+                "t_h": t / 3600,
+                "action": decision.action,
+                "step": step,
+                "reason": decision.reason,
+                "hold_reason": decision.hold_reason,
+            }
+        )
         if decision.action == "fail":
             timeline.append((t, 0.0))
             break
@@ -166,8 +181,12 @@ def simulate(candidate: Profile, settings: Settings, seed: int, horizon_h: float
             step, extensions, early_taken, step_start = step + 1, 0, False, t
             c, s = Arm(), Arm()
             timeline.append((t, STEPS[step]))
-    return {"timeline": [(x / 3600, p) for x, p in timeline], "looks": looks,
-            "decisions": decisions, "end_h": t / 3600}  # fmt: skip
+    return {
+        "timeline": [(x / 3600, p) for x, p in timeline],
+        "looks": looks,
+        "decisions": decisions,
+        "end_h": t / 3600,
+    }
 
 
 def repeated(candidate: Profile, settings: Settings, runs: int, seed0: int) -> dict:
@@ -210,12 +229,25 @@ def plot(results: dict, path: str) -> None:
     for name, result in results.items():
         colour = colours[name]
         xs, ys = zip(*result["timeline"], strict=True)
-        top.step(list(xs) + [result["end_h"]], list(ys) + [ys[-1]], where="post", color=colour,
-                 label=name, linewidth=2)  # fmt: skip
+        top.step(
+            list(xs) + [result["end_h"]],
+            list(ys) + [ys[-1]],
+            where="post",
+            color=colour,
+            label=name,
+            linewidth=2,
+        )
         for d in result["decisions"]:
             y = next(p for x, p in reversed(result["timeline"]) if x <= d["t_h"])
-            top.scatter(d["t_h"], max(y, 0.6), marker=markers[d["action"]], s=90, color=colour,
-                        edgecolor="black", zorder=3)  # fmt: skip
+            top.scatter(
+                d["t_h"],
+                max(y, 0.6),
+                marker=markers[d["action"]],
+                s=90,
+                color=colour,
+                edgecolor="black",
+                zorder=3,
+            )
         for offset, metric in enumerate(shown, start=1):
             ax = axes[offset]
             for look in result["looks"]:
@@ -224,10 +256,14 @@ def plot(results: dict, path: str) -> None:
                     continue
                 low, high = m["ci_low"], m["ci_high"]
                 ax.errorbar(
-                    look["t_h"], m["effect"], yerr=[[m["effect"] - low], [high - m["effect"]]],
-                    fmt="o" if m["decision"] != "fail" else "X", color=colour, capsize=3,
+                    look["t_h"],
+                    m["effect"],
+                    yerr=[[m["effect"] - low], [high - m["effect"]]],
+                    fmt="o" if m["decision"] != "fail" else "X",
+                    color=colour,
+                    capsize=3,
                     markersize=8 if m["decision"] == "fail" else 5,
-                )  # fmt: skip
+                )
     top.set_yscale("symlog", linthresh=1)
     top.set_yticks(STEPS)
     top.set_yticklabels([f"{p:g} %" for p in STEPS])
@@ -239,8 +275,9 @@ def plot(results: dict, path: str) -> None:
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_ylabel(titles[metric], fontsize=8)
         ax.grid(alpha=0.3)
-    axes[1].set_title("per look: effect and its repeated confidence interval (✖ = the metric failed)",
-                      fontsize=9)  # fmt: skip
+    axes[1].set_title(
+        "per look: effect and its repeated confidence interval (✖ = the metric failed)", fontsize=9
+    )
     axes[-1].set_xlabel("hours since the rollout started")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

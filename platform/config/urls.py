@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from rollout.api import model_urls
+from rollout.api import model_urls, rollout_urls
 
 tenant_api = [
     path("", include("tenancy.api.urls")),
@@ -15,6 +15,7 @@ tenant_api = [
     path("", include("voices.api.urls")),
     path("", include("synthesis.api.urls")),
     path("", include("rollout.api.model_urls")),
+    path("", include("rollout.api.rollout_urls")),
 ]
 
 urlpatterns = [
@@ -23,6 +24,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/platform/", include(model_urls.platform_urlpatterns)),
+    path("api/v1/platform/", include(rollout_urls.platform_urlpatterns)),
     path("api/v1/", include(tenant_api)),
     path("api/v1/tenants/<slug:tenant_slug>/", include(tenant_api)),
     # OpenAI-compatible surface (the `openai` SDK with base_url=<host>/v1).

@@ -104,6 +104,12 @@ class RolloutManager(TenantScopedManager):
             raise TenantScopeError("No tenant given to scope Rollout.")
         return self._scoped(tenant, tenant=tenant)
 
+    def visible_to(self, tenant) -> models.QuerySet:
+        """Its own rollouts and the platform's (which it may read, never run)."""
+        if tenant is None:
+            raise TenantScopeError("No tenant given to scope Rollout.")
+        return self._scoped(tenant, Q(tenant=tenant) | Q(tenant__isnull=True))
+
 
 def default_steps() -> list[float]:
     return [1.0, 5.0, 20.0, 50.0, 100.0]

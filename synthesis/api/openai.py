@@ -68,6 +68,8 @@ class SpeechSerializer(StrictSerializer):
     speed = serializers.FloatField(default=1.0)
     instructions = serializers.CharField(required=False, allow_blank=True, max_length=4096)
     stream_format = serializers.ChoiceField(choices=["audio"], default="audio")
+    # OpenAI's end-user id: the rollout's stickiness key (checked like X-End-User-Id).
+    user = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
 
 
 class SpeechView(TenantScopedAPIView):
@@ -79,12 +81,6 @@ class SpeechView(TenantScopedAPIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         model = data["model"]
-        if model not in OPENAI_MODELS and not ModelVersion.objects.filter(pk=model).exists():
-            raise services.InvalidSynthesisRequest(
-                f"Unknown model {model!r}.",
-                code="unknown_model",
-                details={"allowed": [*OPENAI_MODELS, "or a model id from GET /v1/models"]},
-            )
         fmt = data["response_format"]
         if fmt not in FORMATS:
             raise services.InvalidSynthesisRequest(
@@ -105,6 +101,10 @@ class SpeechView(TenantScopedAPIView):
                 sample_rate=24000 if fmt == "pcm" else None,
                 mode=SynthesisRequest.Mode.STREAM,
                 controls=controls,
+                end_user=data.get("user", ""),
+                # OpenAI's model names mean "whatever the rollout gives"; any other model is
+                # a model version id, asked for explicitly (the rollout policy decides).
+                model_version="" if model in OPENAI_MODELS else model,
             ),
         )
         return streaming_response(job)

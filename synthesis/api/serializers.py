@@ -47,6 +47,12 @@ class SynthesizeSerializer(StrictSerializer):
     emotion = serializers.CharField(required=False, help_text=", ".join(EMOTIONS))
     intensity = serializers.FloatField(required=False, help_text=_range("intensity"))
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    model_version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="An explicit model version id, where the tenant's rollout policy allows it.",
+    )
 
     def controls(self) -> dict:
         return {k: self.validated_data[k] for k in CONTROL_FIELDS if k in self.validated_data}

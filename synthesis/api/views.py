@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -33,11 +33,15 @@ FAILURE_STATUS = {
 
 
 def job_headers(job: SynthesisRequest) -> dict[str, str]:
-    return {
+    headers = {
         "X-Synthesis-Id": str(job.pk),
         "X-Model-Version": job.model_version,
         "X-Characters-Billed": str(job.characters if job.status != "failed" else 0),
     }
+    if job.assignment_reason:
+        # Why this version (rollout.assignment.Reason): canary, stable, pinned, requested...
+        headers["X-Model-Assignment"] = job.assignment_reason
+    return headers
 
 
 def failure_error(job: SynthesisRequest) -> ApiError:
@@ -114,6 +118,15 @@ class SynthesizeView(TenantScopedAPIView):
 
     @extend_schema(
         request=SynthesizeSerializer,
+        parameters=[
+            OpenApiParameter(
+                "X-End-User-Id",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Your end user's id (at most 128 printable characters): they "
+                "hear the same model version across calls during a rollout.",
+            )
+        ],
         responses={
             (200, "audio/*"): OpenApiTypes.BINARY,
             (200, "application/json"): SynthesisRequestSerializer,
@@ -134,6 +147,8 @@ class SynthesizeView(TenantScopedAPIView):
                 mode=data["mode"],
                 controls=params.controls(),
                 webhook_url=data.get("webhook_url", ""),
+                end_user=request.headers.get("X-End-User-Id", ""),
+                model_version=data.get("model_version", ""),
             ),
         )
         if job.mode == SynthesisRequest.Mode.ASYNC:

@@ -71,6 +71,7 @@ def validate(tenant, params: SynthesisParams) -> tuple[SynthesisControls, int]:
 
 def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> SynthesisRequest:
     """Validate, reserve quota and queue the job. Raises ApiError subclasses with stable codes."""
+    end_user = resolution.clean_end_user(params.end_user)
     voice = voices.resolve_voice(tenant, params.voice)
     if voice.default_controls:
         # The voice's defaults, under whatever the request sets.
@@ -80,7 +81,7 @@ def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> Synthes
         tenant,
         voice,
         api_key_id=str(api_key.pk) if api_key is not None else None,
-        end_user=params.end_user or None,
+        end_user=end_user or None,
         requested=params.model_version or None,
     )
     with transaction.atomic():

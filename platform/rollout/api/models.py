@@ -17,17 +17,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from core.errors import NotFound, Unauthorized
 from core.filters import TenantScopedFilterSet
 from core.uploads import read_upload
+from rollout.api.permissions import IsStaffOperator
 from rollout.models import ModelVersion
 from rollout.services import registry
 from rollout.services.authority import Authority
 from tenancy.api.base import TenantScopedViewSet
-from tenancy.models import ApiKey
 from tenancy.roles import Scope
 
 
@@ -158,27 +156,12 @@ class ModelVersionViewSet(
         return Authority.for_access(self.access, self.audit_context)
 
 
-class StaffOnly(BasePermission):
-    """A signed-in Django staff user. API keys are a tenant's, never an operator's; to anyone
-    else the platform routes do not exist."""
-
-    def has_permission(self, request, view) -> bool:
-        if isinstance(request.auth, ApiKey):
-            raise NotFound()
-        user = request.user
-        if user is None or not user.is_authenticated:
-            raise Unauthorized()
-        if not user.is_staff:
-            raise NotFound()
-        return True
-
-
 class PlatformModelVersionViewSet(
     VersionActions, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     """Every model version, for platform operators."""
 
-    permission_classes = [StaffOnly]
+    permission_classes = [IsStaffOperator]
 
     def get_queryset(self):
         return ModelVersion.dangerously_unscoped.order_by("family", "-created_at")

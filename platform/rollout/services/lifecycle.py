@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from core.errors import ApiError, Conflict
+from core.errors import ApiError, Conflict, NotFound
 from rollout.models import (
     STOCK_FAMILY,
     ModelVersion,
@@ -156,16 +157,60 @@ _SETTINGS = {
 
 
 def get_rollout(authority: Authority, rollout_id) -> Rollout:
-    from core.errors import NotFound
-
     try:
         rollout = Rollout.dangerously_unscoped.select_related("candidate", "stable").get(
             pk=rollout_id
         )
-    except (Rollout.DoesNotExist, ValueError, TypeError):
-        raise NotFound() from None
+    except (Rollout.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise NotFound() from None  # a malformed id is just another unknown one
     authority.require_read(rollout.tenant_id)
     return rollout
+
+
+def list_rollouts(authority: Authority):
+    """Operators: every rollout. A tenant: its own voices' rollouts and the platform's."""
+    rollouts = Rollout.dangerously_unscoped.select_related("candidate", "stable")
+    if authority.is_operator:
+        return rollouts.order_by("-created_at")
+    authority.require_read(authority.tenant.pk)
+    return (
+        Rollout.objects.visible_to(authority.tenant)
+        .select_related("candidate", "stable")
+        .order_by("-created_at")
+    )
+
+
+POOLED = "pooled"
+
+
+def visible_evidence(authority: Authority, evidence: dict) -> dict:
+    """A decision's evidence as the caller may see it. Operators see it all. A tenant looking at
+    a platform rollout sees only its own group and the pooled group, without the pooled
+    group's member list: other tenants' ids and verdicts are theirs.
+
+    The guardrails write per-group evidence under ``groups``, keyed by the tenant id of a
+    tenant judged alone or by ``"pooled"`` (a list of dicts with a ``group`` key works too).
+    """
+    if authority.is_operator or not isinstance(evidence, dict):
+        return evidence
+    mine = {str(authority.tenant.pk), POOLED}
+
+    def scrub(group):
+        if isinstance(group, dict):
+            return {k: v for k, v in group.items() if k not in ("tenants", "tenant_ids")}
+        return group
+
+    groups = evidence.get("groups")
+    if isinstance(groups, dict):
+        groups = {k: scrub(v) for k, v in groups.items() if k in mine}
+    elif isinstance(groups, list):
+        groups = [scrub(g) for g in groups if isinstance(g, dict) and str(g.get("group")) in mine]
+    else:
+        return {k: v for k, v in evidence.items() if k not in ("tenants", "tenant_ids")}
+    return {
+        **{k: v for k, v in evidence.items() if k not in ("tenants", "tenant_ids")},
+        "groups": groups,
+    }
 
 
 # Manual controls -------------------------------------------------------------------------------
@@ -283,10 +328,31 @@ def set_targeting(
     if include_all_tenants is not None:
         changes["include_all_tenants"] = bool(include_all_tenants)
     if included_tenants is not None:
-        changes["included_tenants"] = sorted({str(t) for t in included_tenants})
+        changes["included_tenants"] = _tenant_ids(authority, rollout, included_tenants)
     if excluded_tenants is not None:
-        changes["excluded_tenants"] = sorted({str(t) for t in excluded_tenants})
+        changes["excluded_tenants"] = _tenant_ids(authority, rollout, excluded_tenants)
     return _move(rollout, authority, Action.TARGET, Rollout.LIVE, reason=reason, **changes)
+
+
+def _tenant_ids(authority: Authority, rollout: Rollout, ids) -> list[str]:
+    """Existing tenants only (a typo must not silently target nobody); a tenant's own voice
+    is heard by that tenant alone, so its rollout can only name that tenant."""
+    from tenancy.models import Tenant
+
+    if isinstance(ids, str) or not all(isinstance(t, str) for t in ids):
+        raise InvalidRollout("Tenant lists must be lists of tenant ids.", code="invalid_targeting")
+    wanted = sorted(set(ids))
+    try:
+        known = {
+            str(pk) for pk in Tenant.objects.filter(pk__in=wanted).values_list("pk", flat=True)
+        }
+    except ValidationError:
+        known = set()
+    allowed = known if rollout.is_platform else known & {str(rollout.tenant_id)}
+    unknown = [t for t in wanted if t not in allowed]
+    if unknown:
+        raise InvalidRollout(f"Unknown tenant ids: {', '.join(unknown)}.", code="invalid_targeting")
+    return wanted
 
 
 # Automatic decisions (the evaluator) ---------------------------------------------------------

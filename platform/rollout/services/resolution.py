@@ -24,6 +24,24 @@ RAMP_REASONS = {
 }
 
 
+END_USER_MAX_LENGTH = 128
+
+
+class InvalidEndUser(ApiError):
+    default_code = "invalid_end_user"
+
+
+def clean_end_user(value: str | None) -> str:
+    """The client's end-user id (X-End-User-Id, OpenAI `user`): at most 128 printable
+    characters. Empty means none (the API key, then the tenant, is the stickiness key)."""
+    value = value or ""
+    if len(value) > END_USER_MAX_LENGTH or not value.isprintable():
+        raise InvalidEndUser(
+            f"The end-user id must be at most {END_USER_MAX_LENGTH} printable characters."
+        )
+    return value
+
+
 class VersionNotUsable(Forbidden):
     default_code = "version_not_allowed"
 

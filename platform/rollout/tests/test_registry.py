@@ -112,13 +112,13 @@ def test_permission_matrix(tenant, make_key, make_member, client_for, staff):
         assert answer.status_code == 403, answer.content
         assert error(answer) == "platform_operator_required"
 
-    # Operators: staff users on the platform routes; anyone else finds nothing there.
+    # Operators: staff users on the platform routes; anyone else is refused there.
     ops = upload(staff, STOCK_FAMILY, version="ops-v1", prefix="/api/v1/platform")
     assert ops.status_code == 201 and ops.json()["owner"] == "platform"
     assert staff.get("/api/v1/platform/models/", {"family": family}).json()["count"] == 1
-    assert admin.get("/api/v1/platform/models/").status_code == 404
+    assert admin.get("/api/v1/platform/models/").status_code == 403
     key = client_for(make_key(tenant).token)
-    assert key.get("/api/v1/platform/models/").status_code == 404
+    assert key.get("/api/v1/platform/models/").status_code == 403
     assert client_for().get("/api/v1/platform/models/").status_code == 401
 
 
