@@ -1,0 +1,333 @@
+"""The guardrails evaluator: judge each running rollout's candidate against stable over the
+current step's window, and advance, extend, hold or fail it (`rollout.ramp` has the rules,
+`rollout.stats` the tests, `lifecycle` writes the decisions).
+
+Window: the rollout's requests created since the step started that ended (succeeded, or failed
+by a platform fault; a client's bad input or a revoked consent says nothing about the model),
+and the quality samples of the same step.
+
+Metrics per arm: error rate (every platform fault) and timeout rate (rates, Fisher); synthesis
+latency per character and the real-time factor (continuous, Mann-Whitney); and from scored
+quality samples, where one text was rendered by both versions: ASR WER (lower is better),
+predicted MOS and, for voice families, speaker similarity (higher is better).
+
+Groups: a tenant with at least ``tenant_min_requests`` requests in each arm is judged on its
+own; the rest are pooled. One `judge` call per group at the same look; any group failing
+fails the rollout. ``Rollout.look`` counts the looks taken; ``last_evaluated_at`` is when the
+last look was taken (the ramp allows one early-harm look per step).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from rollout import ramp
+from rollout.models import STOCK_FAMILY, QualitySample, Rollout
+from rollout.services import lifecycle
+from rollout.stats import Direction, MetricSamples, judge
+
+logger = logging.getLogger(__name__)
+
+PLATFORM_FAULTS = frozenset(
+    {"synthesis_failed", "synthesis_timeout", "worker_lost", "watermark_failed"}
+)
+TIMEOUTS = frozenset({"synthesis_timeout"})
+ARMS = ("candidate", "stable")
+POOLED = "pooled"
+QUALITY = (
+    ("wer", Direction.LOWER_IS_BETTER),
+    ("mos", Direction.HIGHER_IS_BETTER),
+    ("similarity", Direction.HIGHER_IS_BETTER),
+)
+
+
+@dataclass
+class _Arm:
+    errors: int = 0
+    timeouts: int = 0
+    total: int = 0
+    latency_per_char_ms: list[float] = field(default_factory=list)
+    rtf: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    arms: dict[str, _Arm] = field(default_factory=lambda: {arm: _Arm() for arm in ARMS})
+    # metric -> arm -> scores of the group's scored quality samples
+    quality: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: {arm: [] for arm in ARMS})
+    )
+    samples: int = 0  # quality samples of any status
+    scored: int = 0
+
+    def add(self, other: _Group) -> None:
+        for arm in ARMS:
+            mine, theirs = self.arms[arm], other.arms[arm]
+            mine.errors += theirs.errors
+            mine.timeouts += theirs.timeouts
+            mine.total += theirs.total
+            mine.latency_per_char_ms += theirs.latency_per_char_ms
+            mine.rtf += theirs.rtf
+        for name, arms in other.quality.items():
+            for arm in ARMS:
+                self.quality[name][arm] += arms[arm]
+        self.samples += other.samples
+        self.scored += other.scored
+
+
+def _window(rollout: Rollout, now) -> tuple[dict[str, _Group], dict[str, int]]:
+    """Per tenant: the window's request and quality data. Plus quality sample status counts."""
+    from synthesis.models import SynthesisRequest
+
+    started = rollout.step_started_at or rollout.created_at
+    groups: dict[str, _Group] = defaultdict(_Group)
+    rows = SynthesisRequest.dangerously_unscoped.filter(
+        rollout=rollout,
+        rollout_arm__in=ARMS,
+        created_at__gte=started,
+        created_at__lte=now,
+        status__in=[SynthesisRequest.Status.SUCCEEDED, SynthesisRequest.Status.FAILED],
+    ).values_list(
+        "tenant_id", "rollout_arm", "status", "error_code", "synthesis_ms", "characters",
+        "audio_seconds",
+    )  # fmt: skip
+    for tenant, arm_name, status, code, synthesis_ms, characters, audio_s in rows:
+        failed = status == SynthesisRequest.Status.FAILED
+        if failed and code not in PLATFORM_FAULTS:
+            continue
+        arm = groups[str(tenant)].arms[arm_name]
+        arm.total += 1
+        arm.errors += failed
+        arm.timeouts += code in TIMEOUTS
+        if not failed and synthesis_ms is not None:
+            if characters:
+                arm.latency_per_char_ms.append(synthesis_ms / characters)
+            if audio_s:
+                arm.rtf.append(synthesis_ms / 1000 / audio_s)
+
+    statuses = {status: 0 for status in QualitySample.Status.values}
+    samples = QualitySample.dangerously_unscoped.filter(
+        rollout=rollout, step_index=rollout.step_index, created_at__gte=started, created_at__lte=now
+    ).values_list("tenant_id", "status", "candidate_scores", "stable_scores")
+    for tenant, status, candidate, stable in samples:
+        statuses[status] += 1
+        group = groups[str(tenant)]
+        group.samples += 1
+        if status != QualitySample.Status.SCORED:
+            continue
+        group.scored += 1
+        for name, _ in QUALITY:
+            for arm, scores in (("candidate", candidate), ("stable", stable)):
+                value = (scores or {}).get(name)
+                if value is not None:
+                    group.quality[name][arm].append(float(value))
+    return groups, statuses
+
+
+def _grouped(rollout: Rollout, per_tenant: dict[str, _Group]) -> dict[str, _Group]:
+    """Large tenants alone, the rest pooled (left out when it has no requests)."""
+    out, pooled = {}, _Group()
+    for tenant, group in sorted(per_tenant.items()):
+        if min(group.arms[a].total for a in ARMS) >= max(1, rollout.tenant_min_requests):
+            out[f"tenant:{tenant}"] = group
+        else:
+            pooled.add(group)
+    if any(pooled.arms[a].total for a in ARMS) or not out:
+        out[POOLED] = pooled
+    return out
+
+
+def _metrics(rollout: Rollout, group: _Group) -> list[MetricSamples]:
+    c, s = group.arms["candidate"], group.arms["stable"]
+    metrics = [
+        MetricSamples.rate(
+            "error_rate",
+            Direction.LOWER_IS_BETTER,
+            candidate=(c.errors, c.total),
+            stable=(s.errors, s.total),
+        ),
+        MetricSamples.rate(
+            "timeout_rate",
+            Direction.LOWER_IS_BETTER,
+            candidate=(c.timeouts, c.total),
+            stable=(s.timeouts, s.total),
+        ),
+        MetricSamples(
+            "latency_per_char_ms",
+            Direction.LOWER_IS_BETTER,
+            c.latency_per_char_ms,
+            s.latency_per_char_ms,
+        ),  # fmt: skip
+        MetricSamples("rtf", Direction.LOWER_IS_BETTER, c.rtf, s.rtf),
+    ]
+    if _wants_quality(rollout) and group.samples:
+        names = [(n, d) for n, d in QUALITY if n != "similarity" or rollout.family != STOCK_FAMILY]
+        for name, direction in names:
+            arms = group.quality.get(name, {})
+            # Samples taken but none scored: the scoring pipeline is broken (unavailable).
+            candidate = arms.get("candidate") or None
+            stable = arms.get("stable") or None
+            metrics.append(MetricSamples(f"quality_{name}", direction, candidate, stable))
+    return metrics
+
+
+def _wants_quality(rollout: Rollout) -> bool:
+    return rollout.quality_sample_rate > 0 and rollout.min_quality_samples > 0
+
+
+def _percentiles(group: _Group) -> dict:
+    out = {}
+    for name in ("latency_per_char_ms", "rtf"):
+        out[name] = {}
+        for arm in ARMS:
+            values = getattr(group.arms[arm], name)
+            out[name][arm] = (
+                {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+                if values
+                else None
+            )
+    return out
+
+
+def _state(rollout: Rollout, per_tenant: dict[str, _Group], statuses: dict, now):
+    total = _Group()
+    for group in per_tenant.values():
+        total.add(group)
+    started = rollout.step_started_at or rollout.created_at
+    quality_minimum = rollout.min_quality_samples if _wants_quality(rollout) else 0
+    unavailable = (
+        _wants_quality(rollout)
+        and statuses[QualitySample.Status.FAILED] > 0
+        and statuses[QualitySample.Status.SCORED] == 0
+        and statuses[QualitySample.Status.PENDING] == 0
+    )
+    budget = ramp.max_looks(rollout.steps, rollout.max_extensions)
+    state = ramp.StepState(
+        elapsed_s=(now - started).total_seconds(),
+        min_duration_s=rollout.min_step_duration_s,
+        candidate_requests=total.arms["candidate"].total,
+        stable_requests=total.arms["stable"].total,
+        min_requests=rollout.min_requests,
+        candidate_quality_samples=total.scored,
+        stable_quality_samples=total.scored,
+        min_quality_samples=quality_minimum,
+        extensions=rollout.extensions,
+        max_extensions=rollout.max_extensions,
+        early_look_taken=rollout.last_evaluated_at is not None
+        and rollout.last_evaluated_at >= started,
+        looks_left=budget - rollout.look,
+        hold_reason=rollout.hold_reason,
+        unavailable=unavailable,
+    )
+    return state, total, budget
+
+
+def evaluate(rollout: Rollout, now=None) -> ramp.Decision:
+    """One evaluation of one running rollout; returns the ramp's decision."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rollout = (
+            Rollout.dangerously_unscoped.select_for_update()
+            .filter(pk=rollout.pk, state=Rollout.State.RUNNING)
+            .first()
+        )
+        if rollout is None:
+            return ramp.Decision("wait", reason="not running")
+        per_tenant, statuses = _window(rollout, now)
+        state, total, budget = _state(rollout, per_tenant, statuses, now)
+        decision = ramp.decide(state)
+        started = rollout.step_started_at or rollout.created_at
+        evidence = {
+            "step": rollout.step_index,
+            "percent": rollout.percent,
+            "window": {"from": started.isoformat(), "to": now.isoformat()},
+            "counts": {
+                "candidate_requests": state.candidate_requests,
+                "stable_requests": state.stable_requests,
+                "quality_samples": statuses,
+            },
+            "minimums": {
+                "duration_s": state.deadline_s,
+                "elapsed_s": round(state.elapsed_s, 3),
+                "requests": state.min_requests,
+                "quality_samples": state.min_quality_samples,
+            },
+            "groups": {},
+        }
+        if decision.take_look:
+            look = rollout.look + 1
+            evidence |= {"look": look, "max_looks": budget, "early": decision.early}
+            outcomes = []
+            min_samples = max(2, min(rollout.min_requests, state.min_quality_samples or 10**9))
+            for name, group in _grouped(rollout, per_tenant).items():
+                verdict = judge(_metrics(rollout, group), look, budget, min_samples, rollout.alpha)
+                outcomes.append(verdict.outcome)
+                evidence["groups"][name] = verdict.to_dict() | {
+                    "percentiles": _percentiles(group),
+                    "requests": {a: group.arms[a].total for a in ARMS},
+                    "quality_samples": group.scored,
+                }
+            decision = ramp.decide(state, outcomes)
+            evidence["outcome"] = ramp.combine(outcomes)
+            Rollout.dangerously_unscoped.filter(pk=rollout.pk).update(
+                look=look, last_evaluated_at=now
+            )
+            rollout.look, rollout.last_evaluated_at = look, now
+        else:
+            evidence["outcome"] = decision.hold_reason or ""
+        if decision.hold_reason == ramp.HOLD_UNAVAILABLE:
+            logger.warning(
+                "rollout %s: guardrail metrics unavailable, holding at step %s (%s)",
+                rollout.pk,
+                rollout.step_index,
+                statuses,
+            )
+        _apply(rollout, decision, evidence)
+    return decision
+
+
+def _failing(evidence: dict) -> str:
+    failed = [
+        f"{group}:{metric['name']}"
+        for group, verdict in evidence["groups"].items()
+        for metric in verdict["metrics"]
+        if metric["decision"] == "fail"
+    ]
+    return "guardrail failed: " + ", ".join(failed)
+
+
+def _apply(rollout: Rollout, decision: ramp.Decision, evidence: dict) -> None:
+    outcome = evidence.get("outcome", "")
+    if decision.action == "advance":
+        lifecycle.advance(rollout, outcome=outcome, evidence=evidence, reason=decision.reason)
+    elif decision.action == "fail":
+        lifecycle.fail(rollout, outcome=outcome, evidence=evidence, reason=_failing(evidence))
+    elif decision.action == "extend":
+        outcome = outcome or ramp.HOLD_INSUFFICIENT
+        lifecycle.extend(rollout, outcome=outcome, evidence=evidence, reason=decision.reason)
+    elif decision.action == "hold" and decision.hold_reason != rollout.hold_reason:
+        lifecycle.hold(
+            rollout,
+            outcome=decision.hold_reason,
+            evidence=evidence,
+            hold_reason=decision.hold_reason,
+            reason=decision.reason,
+        )
+
+
+def evaluate_all(now=None) -> dict[str, str]:
+    """Evaluate every running rollout; one failing evaluation does not stop the others."""
+    results = {}
+    for rollout in Rollout.dangerously_unscoped.filter(state=Rollout.State.RUNNING):
+        try:
+            results[str(rollout.pk)] = evaluate(rollout, now).action
+        except Exception:
+            logger.exception("evaluating rollout %s failed", rollout.pk)
+            results[str(rollout.pk)] = "error"
+    return results
