@@ -284,6 +284,8 @@ ENGINE_MEMORY_BUDGET_MB = env_int("ENGINE_MEMORY_BUDGET_MB", 1024)
 TIMBRE_ASR_THREADS = env_int("TIMBRE_ASR_THREADS", 0)  # 0: CTranslate2 chooses
 # Remote model artefacts are fetched here, one folder per sha256 (rollout/engines.py).
 MODEL_CACHE_DIR = Path(env("MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))
+# Guardrails (rollout/services/guardrails.py): how often beat evaluates the running rollouts.
+ROLLOUT_EVALUATE_INTERVAL_S = env_int("ROLLOUT_EVALUATE_INTERVAL_S", 60)
 # --- Consent, training data and fine-tuning ---------------------------------------------------
 CONSENT_STATEMENT_TTL_S = env_int("CONSENT_STATEMENT_TTL_S", 24 * 3600)  # record it within
 CONSENT_ARTEFACT_RETENTION_S = env_int("CONSENT_ARTEFACT_RETENTION_S", 7 * 24 * 3600)
