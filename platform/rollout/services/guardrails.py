@@ -40,6 +40,7 @@ PLATFORM_FAULTS = frozenset(
 TIMEOUTS = frozenset({"synthesis_timeout"})
 ARMS = ("candidate", "stable")
 POOLED = "pooled"
+JUDGE_MIN_SAMPLES = 5
 QUALITY = (
     ("wer", Direction.LOWER_IS_BETTER),
     ("mos", Direction.HIGHER_IS_BETTER),
@@ -264,7 +265,11 @@ def evaluate(rollout: Rollout, now=None) -> ramp.Decision:
             look = rollout.look + 1
             evidence |= {"look": look, "max_looks": budget, "early": decision.early}
             outcomes = []
-            min_samples = max(2, min(rollout.min_requests, state.min_quality_samples or 10**9))
+            # The ramp already gated the step on its minimums; per metric and group, judge only
+            # needs enough samples for a test to mean anything (a failing candidate has few
+            # successful requests to time, and its error rate must still be able to fail it).
+            minimums = [rollout.min_requests, state.min_quality_samples or rollout.min_requests]
+            min_samples = max(2, min(JUDGE_MIN_SAMPLES, *minimums))
             for name, group in _grouped(rollout, per_tenant).items():
                 verdict = judge(_metrics(rollout, group), look, budget, min_samples, rollout.alpha)
                 outcomes.append(verdict.outcome)
