@@ -234,3 +234,50 @@ def test_unavailable_quality_metrics_hold(tenant, make_job):
     rollout.refresh_from_db()
     assert (rollout.state, rollout.hold_reason) == ("running", "unavailable")
     assert list(rollout.decisions.values_list("action", flat=True)) == ["start", "hold"]
+
+
+def _requests(make_job, tenant, rollout, arm, version, n, errors=0):
+    for i in range(n):
+        failed = i < errors
+        make_job(
+            tenant, rollout=rollout, rollout_arm=arm, model_version=version,
+            status="failed" if failed else "succeeded",
+            error_code="synthesis_failed" if failed else "",
+            synthesis_ms=None if failed else 200 + i, characters=20,
+            audio_seconds=0 if failed else 1.5, finished_at=timezone.now(),
+        )  # fmt: skip
+
+
+def test_a_large_tenant_is_judged_alone(tenant, other_tenant, make_job):
+    """The large tenant's own traffic fails the candidate, though pooled with everybody it
+    might not; the small tenant is pooled. Client errors do not count."""
+    good = candidate("healthy")
+    rollout = lifecycle.start(
+        OPERATOR, good, steps=[50, 100], min_step_duration_s=60, min_requests=5,
+        min_quality_samples=0, quality_sample_rate=0.0, tenant_min_requests=20,
+        max_extensions=0,
+    )  # fmt: skip
+    _requests(make_job, tenant, rollout, "candidate", good.id, 20, errors=20)
+    _requests(make_job, tenant, rollout, "stable", stable_id(), 20)
+    _requests(make_job, other_tenant, rollout, "candidate", good.id, 6)
+    _requests(make_job, other_tenant, rollout, "stable", stable_id(), 6)
+    make_job(other_tenant, rollout=rollout, rollout_arm="candidate", status="failed",
+             error_code="text_too_long")  # fmt: skip
+    decision = guardrails.evaluate(rollout, now=later(rollout))
+    assert decision.action == "fail"
+    rollout.refresh_from_db()
+    evidence = rollout.decisions.get(action="rollback").evidence
+    groups = evidence["groups"]
+    assert set(groups) == {f"tenant:{tenant.pk}", "pooled"}
+    assert groups[f"tenant:{tenant.pk}"]["outcome"] == "fail"
+    assert groups["pooled"]["outcome"] == "pass"
+    assert groups["pooled"]["requests"] == {"candidate": 6, "stable": 6}
+    assert evidence["look"] == 1 and evidence["max_looks"] == 4
+
+
+def test_task_names_match_what_services_enqueue():
+    from rollout import tasks
+    from rollout.services import quality
+
+    assert tasks.score_quality_sample.name == quality.SCORE_QUALITY_TASK
+    assert tasks.evaluate_rollouts.name == "rollout.tasks.evaluate_rollouts"
