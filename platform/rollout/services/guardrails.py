@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
@@ -84,8 +85,8 @@ class _Group:
 
 def _window(rollout: Rollout, now) -> tuple[dict[str, _Group], dict[str, int]]:
     """Per tenant: the window's request and quality data. Plus quality sample status counts."""
-    from synthesis.models import SynthesisRequest
-
+    # By name: the rollout app sits below synthesis and never imports it.
+    SynthesisRequest = apps.get_model("synthesis", "SynthesisRequest")  # noqa: N806
     started = rollout.step_started_at or rollout.created_at
     groups: dict[str, _Group] = defaultdict(_Group)
     rows = SynthesisRequest.dangerously_unscoped.filter(
