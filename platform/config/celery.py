@@ -78,6 +78,11 @@ app.conf.update(
             "task": "consent.tasks.consent_housekeeping",
             "schedule": 60.0,
         },
+        # Rollout guardrails: judge each running rollout, advance / extend / hold / fail it.
+        "evaluate-rollouts": {
+            "task": "rollout.tasks.evaluate_rollouts",
+            "schedule": float(os.environ.get("ROLLOUT_EVALUATE_INTERVAL_S") or 60),
+        },
     },
 )
 app.autodiscover_tasks()

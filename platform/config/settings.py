@@ -291,6 +291,8 @@ MODEL_VALIDATION_MIN_MOS = float(env("MODEL_VALIDATION_MIN_MOS", "3.0"))
 MODEL_VALIDATION_MAX_RTF = float(env("MODEL_VALIDATION_MAX_RTF", "2.0"))
 MODEL_VALIDATION_MIN_SIMILARITY = float(env("MODEL_VALIDATION_MIN_SIMILARITY", "0.7"))
 MODEL_ARTEFACT_MAX_BYTES = env_int("MODEL_ARTEFACT_MAX_BYTES", 200 * 1024 * 1024)
+# Guardrails (rollout/services/guardrails.py): how often beat evaluates the running rollouts.
+ROLLOUT_EVALUATE_INTERVAL_S = env_int("ROLLOUT_EVALUATE_INTERVAL_S", 60)
 # --- Consent, training data and fine-tuning ---------------------------------------------------
 CONSENT_STATEMENT_TTL_S = env_int("CONSENT_STATEMENT_TTL_S", 24 * 3600)  # record it within
 CONSENT_ARTEFACT_RETENTION_S = env_int("CONSENT_ARTEFACT_RETENTION_S", 7 * 24 * 3600)

@@ -22,6 +22,7 @@ from core import metrics
 from core.storage import get_storage, tenant_key
 from rollout import services as rollout
 from rollout.engines import engine_cache
+from rollout.services import quality
 from speech import audio, dsp, text
 from speech.engines.base import SynthesisControls, iter_synthesis
 from synthesis import channels
@@ -139,6 +140,7 @@ def run(job_id: str) -> None:
         job.encode_ms = int((time.perf_counter() - started) * 1000)
         job.audio_key, job.audio_bytes = key, len(encoded)
         job.audio_seconds = round(len(clip) / sr, 3)
+        quality.maybe_sample(job)  # before `succeed` clears the text
         succeed(job)
     except (ConsentRevoked, VoiceNotReady) as exc:
         fail(job, exc.error_code, exc.message)

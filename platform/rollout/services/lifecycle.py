@@ -359,9 +359,12 @@ def _tenant_ids(authority: Authority, rollout: Rollout, ids) -> list[str]:
 
 
 def advance(rollout: Rollout, *, outcome: str, evidence: dict, reason: str = "") -> Rollout:
-    """The step passed: next step, or complete after the last."""
+    """The step passed: next step, or complete after the last. A step at 100 % leaves no
+    stable traffic to compare against, so passing the step before it completes the rollout
+    (an operator can still `promote` into such a step)."""
     authority = Authority.system()
-    if rollout.step_index + 1 >= len(rollout.steps):
+    index = rollout.step_index + 1
+    if index >= len(rollout.steps) or float(rollout.steps[index]) >= 100:
         return _complete(
             rollout,
             authority,

@@ -11,15 +11,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from django.apps import apps
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.errors import ApiError
 from rollout.models import ModelVersion, QualitySample, Rollout
-from synthesis.models import SynthesisRequest
 
 CANDIDATE, STABLE = "candidate", "stable"
+ARMS = (CANDIDATE, STABLE)
+FAILED = "failed"
+TERMINAL = ("succeeded", FAILED)
 QUALITY_METRICS = ("wer", "mos", "similarity")
 TIMEOUT_CODES = frozenset({"synthesis_timeout", "worker_lost"})
 # Failures that say nothing about the model: the request or the voice was at fault.
@@ -58,9 +61,9 @@ class ArmSamples:
         return len(self.errors)
 
     def add_request(self, status, error_code, synthesis_ms, characters, audio_seconds) -> None:
-        if status == SynthesisRequest.Status.FAILED and error_code in NOT_THE_MODELS_FAULT:
+        if status == FAILED and error_code in NOT_THE_MODELS_FAULT:
             return
-        failed = status == SynthesisRequest.Status.FAILED
+        failed = status == FAILED
         self.errors.append(int(failed))
         self.timeouts.append(int(failed and error_code in TIMEOUT_CODES))
         if failed or not synthesis_ms:
@@ -69,6 +72,14 @@ class ArmSamples:
             self.latency_per_char_ms.append(synthesis_ms / characters)
         if audio_seconds:
             self.rtf.append(synthesis_ms / 1000 / audio_seconds)
+
+    def extend(self, other: ArmSamples) -> None:
+        self.errors += other.errors
+        self.timeouts += other.timeouts
+        self.latency_per_char_ms += other.latency_per_char_ms
+        self.rtf += other.rtf
+        for name in QUALITY_METRICS:
+            self.quality[name] += other.quality[name]
 
     def add_scores(self, scores: dict) -> None:
         for name in QUALITY_METRICS:
@@ -106,9 +117,14 @@ def step_window(rollout: Rollout) -> tuple[datetime, datetime]:
     return rollout.step_started_at or rollout.created_at, rollout.ended_at or timezone.now()
 
 
+def synthesis_requests():
+    # By name: the rollout app sits below synthesis and never imports it.
+    return apps.get_model("synthesis", "SynthesisRequest").dangerously_unscoped
+
+
 def _requests(since, until, tenant_ids):
-    rows = SynthesisRequest.dangerously_unscoped.filter(
-        created_at__gte=since, created_at__lt=until, status__in=SynthesisRequest.TERMINAL
+    rows = synthesis_requests().filter(
+        created_at__gte=since, created_at__lt=until, status__in=TERMINAL
     )
     return rows if tenant_ids is None else rows.filter(tenant_id__in=list(tenant_ids))
 
@@ -120,7 +136,7 @@ def _samples(since, until, tenant_ids):
     return rows if tenant_ids is None else rows.filter(tenant_id__in=list(tenant_ids))
 
 
-_REQUEST_FIELDS = ("status", "error_code", "synthesis_ms", "characters", "audio_seconds")
+REQUEST_FIELDS = ("status", "error_code", "synthesis_ms", "characters", "audio_seconds")
 
 
 def arm_samples(
@@ -133,7 +149,7 @@ def arm_samples(
     requests = _requests(since, until, tenant_ids).filter(
         rollout=rollout, rollout_arm__in=list(arms)
     )
-    for arm, *values in requests.values_list("rollout_arm", *_REQUEST_FIELDS).iterator():
+    for arm, *values in requests.values_list("rollout_arm", *REQUEST_FIELDS).iterator():
         arms[arm].add_request(*values)
     samples = _samples(since, until, tenant_ids).filter(rollout=rollout)
     for candidate, stable in samples.values_list("candidate_scores", "stable_scores").iterator():
@@ -147,7 +163,7 @@ def version_samples(version_id: str, since, until, tenant_ids=None) -> ArmSample
     quality samples (as either arm)."""
     samples = ArmSamples()
     requests = _requests(since, until, tenant_ids).filter(model_version=version_id)
-    for values in requests.values_list(*_REQUEST_FIELDS).iterator():
+    for values in requests.values_list(*REQUEST_FIELDS).iterator():
         samples.add_request(*values)
     scored = _samples(since, until, tenant_ids).filter(
         Q(rollout__candidate_id=version_id) | Q(rollout__stable_id=version_id)

@@ -54,6 +54,11 @@ def engine_class(name: str) -> type[Engine]:
         from speech.engines.adapted_engine import AdaptedPiperEngine
 
         return AdaptedPiperEngine
+    if name == "faulty" and os.environ.get("TIMBRE_ENABLE_TEST_ENGINES") == "1":
+        # Test-only: a version that fails on purpose (speech/testing/faulty_engine.py).
+        from speech.testing.faulty_engine import FaultyEngine
+
+        return FaultyEngine
     raise EngineLoadError(f"unknown engine {name!r}")
 
 
