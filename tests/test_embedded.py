@@ -464,6 +464,40 @@ def test_readme_brand_voice_walkthrough(embedded, tmp_path):
     assert voice["status"] == "ready" and voice["model_version"].startswith("piper-adapted:")
 
 
+def test_readme_rollout_walkthrough(embedded, tmp_path):
+    """The README's rollout walkthrough, line by line in bash, with the venv's `python` first on
+    PATH, as an operator in the checkout runs it."""
+    block = readme_block("## Rolling out a new model version", "bash", "register_model")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{embedded.env.get('PATH', '')}"
+    env = {**embedded.env, "KEY": embedded.key, "PATH": path}
+    printed = {}
+    for line in block.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        script = f"set -a -e -o pipefail\n{line.replace(README_BASE, embedded.base)}\n"
+        script += "printf '\\n--env--\\n'; env -0"
+        done = subprocess.run(["bash", "-c", script], env=env, cwd=ROOT, capture_output=True,
+                              timeout=REQUEST_S)  # fmt: skip
+        assert done.returncode == 0, (line, done.stderr.decode())
+        out, _, dump = done.stdout.decode().partition("\n--env--\n")
+        env = dict(item.split("=", 1) for item in dump.split("\0") if "=" in item)
+        printed[line.split()[0] if "=" not in line.split()[0] else line.split("=")[0]] = out
+    assert env["VERSION"].startswith("piper:joe-medium-int8@"), env.get("VERSION")
+    assert re.fullmatch(r"[0-9a-f-]{36}", env["ROLLOUT"])
+    assert "x-model-version:" in printed["curl"].lower()
+    assert "x-model-assignment:" in printed["curl"].lower()
+    shown = embedded.manage("rollout", "show", env["ROLLOUT"])
+    assert "rolled_back" in shown.stdout and "MOS below stable" in shown.stdout, shown.stdout
+    with embedded.client() as client:
+        answer = client.post(
+            "/api/v1/synthesize",
+            json={"voice": "stock-joe", "text": "Hello again."},
+            headers={"X-End-User-Id": "user-42"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["X-Model-Version"] != env["VERSION"]
+
+
 def test_tenant_voice_shadows_stock_voice_on_sqlite(embedded):
     # The API refuses stock slugs for custom voices; rows made behind its back must still
     # resolve to the tenant's own voice (SQLite sorts NULL tenants first unless told).

@@ -59,7 +59,8 @@ def maybe_sample(job) -> QualitySample | None:
 
 
 def _reference_embedding(family: str):
-    """A custom voice's talent: the mean embedding of its checked training recordings."""
+    """A custom voice's talent: the mean embedding of its accepted training recordings (a
+    recording rejected as another speaker must not shape the reference)."""
     if family == STOCK_FAMILY:
         return None
     from speech import speaker
@@ -68,7 +69,9 @@ def _reference_embedding(family: str):
     embeddings = [
         e
         for e in TrainingRecording.dangerously_unscoped.filter(
-            voice_id=family.removeprefix("voice:"), embedding__isnull=False
+            voice_id=family.removeprefix("voice:"),
+            status=TrainingRecording.Status.ACCEPTED,
+            embedding__isnull=False,
         ).values_list("embedding", flat=True)[:20]
         if e
     ]
