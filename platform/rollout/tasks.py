@@ -16,8 +16,9 @@ def validate_model_version(version_id: str) -> str | None:
 @shared_task(time_limit=300)
 def evaluate_rollouts() -> dict:
     """Beat, every ROLLOUT_EVALUATE_INTERVAL_S: judge each running rollout and act on it."""
-    from rollout.services import guardrails
+    from rollout.services import guardrails, quality
 
+    quality.expire_stale()
     return guardrails.evaluate_all()
 
 

@@ -10,6 +10,7 @@ scored (or scoring failed), like the request's own text.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -56,6 +57,14 @@ def maybe_sample(job) -> QualitySample | None:
     except Exception:
         logger.exception("quality sampling of %s failed", job.pk)
         return None
+
+
+def expire_stale(max_age_s: int = 3600) -> int:
+    """Housekeeping: a sample whose scoring task was lost must not keep the tenant's text."""
+    limit = timezone.now() - timedelta(seconds=max_age_s)
+    return QualitySample.dangerously_unscoped.filter(
+        status=QualitySample.Status.PENDING, created_at__lt=limit
+    ).update(status=QualitySample.Status.FAILED, text="", error="not scored in time")
 
 
 def _reference_embedding(family: str):

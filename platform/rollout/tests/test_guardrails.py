@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from rollout.models import ModelVersion, QualitySample, Rollout
-from rollout.services import guardrails, lifecycle, registry
+from rollout.services import guardrails, lifecycle, quality, registry
 from rollout.services.authority import Authority
 from speech.testing import faulty_engine
 from synthesis.models import SynthesisRequest
@@ -281,3 +281,16 @@ def test_task_names_match_what_services_enqueue():
 
     assert tasks.score_quality_sample.name == quality.SCORE_QUALITY_TASK
     assert tasks.evaluate_rollouts.name == "rollout.tasks.evaluate_rollouts"
+
+
+def test_a_sample_never_scored_gives_up_its_text(tenant):
+    rollout = lifecycle.start(OPERATOR, candidate("healthy"), steps=[20, 100])
+    sample = QualitySample.dangerously_unscoped.create(
+        tenant=tenant, rollout=rollout, step_index=0, text="The tenant's words."
+    )
+    QualitySample.dangerously_unscoped.filter(pk=sample.pk).update(
+        created_at=timezone.now() - timedelta(hours=2)
+    )
+    assert quality.expire_stale() == 1
+    sample.refresh_from_db()
+    assert (sample.status, sample.text) == ("failed", "")
