@@ -102,7 +102,7 @@ class RolloutManager(TenantScopedManager):
     def for_tenant(self, tenant) -> models.QuerySet:
         if tenant is None:
             raise TenantScopeError("No tenant given to scope Rollout.")
-        return self._scoped(tenant, tenant=tenant)
+        return self._scoped(tenant, Q(tenant=tenant))
 
     def visible_to(self, tenant) -> models.QuerySet:
         """Its own rollouts and the platform's (which it may read, never run)."""
