@@ -81,7 +81,7 @@ def test_revocation_disables_cancels_and_schedules_deletion(tenant, make_job, se
     assert not get_storage().exists(version.artefact_key)
     version.refresh_from_db()
     assert version.status == VoiceVersion.Status.DELETED and not version.artefact_key
-    assert ModelVersion.objects.get(pk=version.model_version_id).status == "retired"
+    assert ModelVersion.dangerously_unscoped.get(pk=version.model_version_id).status == "retired"
     assert AuditEvent.objects.for_tenant(tenant).filter(action="consent.artefacts_delete").exists()
 
 

@@ -115,7 +115,9 @@ class ModelsView(TenantScopedAPIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, *args, **kwargs):
-        versions = ModelVersion.objects.exclude(status=ModelVersion.Status.RETIRED)
+        versions = ModelVersion.objects.visible_to(self.tenant).filter(
+            status=ModelVersion.Status.VALIDATED
+        )
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "timbre"}
             for name in OPENAI_MODELS
