@@ -35,7 +35,7 @@ from rollout.stats import Direction, MetricKind, MetricSamples, judge
 
 logger = logging.getLogger(__name__)
 
-POOLED = "pooled"
+POOLED = lifecycle.POOLED
 JUDGE_MIN_SAMPLES = 5
 QUALITY = (
     ("wer", Direction.LOWER_IS_BETTER),
@@ -93,7 +93,7 @@ def _grouped(rollout: Rollout, per_tenant: dict[str, _Group]) -> dict[str, _Grou
     out, pooled = {}, _Group()
     for tenant, group in sorted(per_tenant.items()):
         if min(group.arms[a].requests for a in ARMS) >= max(1, rollout.tenant_min_requests):
-            out[f"tenant:{tenant}"] = group
+            out[lifecycle.tenant_group(tenant)] = group
         else:
             pooled.add(group)
     if any(pooled.arms[a].requests for a in ARMS) or not out:

@@ -180,7 +180,12 @@ def list_rollouts(authority: Authority):
     )
 
 
+# Evidence groups (the guardrails judge a large tenant alone and pool the rest).
 POOLED = "pooled"
+
+
+def tenant_group(tenant_id) -> str:
+    return f"tenant:{tenant_id}"
 
 
 def visible_evidence(authority: Authority, evidence: dict) -> dict:
@@ -188,12 +193,12 @@ def visible_evidence(authority: Authority, evidence: dict) -> dict:
     a platform rollout sees only its own group and the pooled group, without the pooled
     group's member list: other tenants' ids and verdicts are theirs.
 
-    The guardrails write per-group evidence under ``groups``, keyed by the tenant id of a
-    tenant judged alone or by ``"pooled"`` (a list of dicts with a ``group`` key works too).
+    The guardrails write per-group evidence under ``groups``, keyed ``tenant:<id>`` for a
+    tenant judged alone or ``"pooled"``.
     """
     if authority.is_operator or not isinstance(evidence, dict):
         return evidence
-    mine = {str(authority.tenant.pk), POOLED}
+    mine = {tenant_group(authority.tenant.pk), POOLED}
 
     def scrub(group):
         if isinstance(group, dict):
@@ -203,8 +208,6 @@ def visible_evidence(authority: Authority, evidence: dict) -> dict:
     groups = evidence.get("groups")
     if isinstance(groups, dict):
         groups = {k: scrub(v) for k, v in groups.items() if k in mine}
-    elif isinstance(groups, list):
-        groups = [scrub(g) for g in groups if isinstance(g, dict) and str(g.get("group")) in mine]
     else:
         return {k: v for k, v in evidence.items() if k not in ("tenants", "tenant_ids")}
     return {

@@ -262,8 +262,8 @@ def test_tenants_see_only_their_own_and_the_pooled_evidence(api, tenant, staff, 
     evidence = {
         "step": 0,
         "groups": {
-            str(tenant.pk): {"outcome": "pass", "metrics": {"error_rate": {"effect": 0.0}}},
-            stranger: {"outcome": "fail", "metrics": {}},
+            f"tenant:{tenant.pk}": {"outcome": "pass", "metrics": {"error_rate": {"effect": 0.0}}},
+            f"tenant:{stranger}": {"outcome": "fail", "metrics": {}},
             "pooled": {"outcome": "pass", "tenants": [stranger, "2222"], "metrics": {}},
         },
     }
@@ -278,7 +278,8 @@ def test_tenants_see_only_their_own_and_the_pooled_evidence(api, tenant, staff, 
         evidence=evidence,
     )
     seen = api.get(f"/api/v1/rollouts/{platform_rollout.pk}").json()["decisions"][-1]
-    assert set(seen["evidence"]["groups"]) == {str(tenant.pk), "pooled"}
+    # Keyed as the guardrails key them (guardrails._grouped).
+    assert set(seen["evidence"]["groups"]) == {f"tenant:{tenant.pk}", "pooled"}
     assert "tenants" not in seen["evidence"]["groups"]["pooled"]
     assert stranger not in str(seen)
     full = staff.get(f"/api/v1/platform/rollouts/{platform_rollout.pk}").json()["decisions"][-1]
