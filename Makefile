@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PYTHONPATH := $(CURDIR):$(CURDIR)/platform
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | sha1sum | cut -c1-12)
-SYSTEM_PACKAGES := espeak-ng sox libsox-fmt-all ffmpeg libsndfile1 chromium curl jq
+NODE_STAMP := frontend/node_modules/.installed-$(shell cat frontend/package-lock.json | sha1sum | cut -c1-12)
+SYSTEM_PACKAGES := espeak-ng sox libsox-fmt-all ffmpeg libsndfile1 chromium curl jq nodejs
 
-.PHONY: run test test-unit lint format bench bench-control bench-synthesis bench-watermark system-deps services deps lock clean
+.PHONY: run test test-unit lint format bench bench-control bench-synthesis bench-watermark system-deps services deps lock vendor clean
 
-deps: system-deps $(STAMP)
+deps: system-deps $(STAMP) $(NODE_STAMP)
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,19 @@ $(STAMP): requirements.lock
 	$(PY) -m pip install --quiet -r requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# The console's npm packages: axe-core for the browser tests, and the sources of the runtime
+# assets vendored into frontend/static/frontend/vendor (refreshed by `make vendor`).
+$(NODE_STAMP): frontend/package-lock.json
+	command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq npm >/dev/null; }
+	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
+	rm -f frontend/node_modules/.installed-*
+	touch $@
+
+vendor: $(NODE_STAMP)
+	cp frontend/node_modules/htmx.org/dist/htmx.min.js frontend/static/frontend/vendor/htmx-2.0.8.min.js
+	cp frontend/node_modules/chart.js/dist/chart.umd.min.js frontend/static/frontend/vendor/chart-4.6.1.umd.min.js
+	for w in 400 500 600 700; do cp frontend/node_modules/@fontsource/inter/files/inter-latin-$$w-normal.woff2 frontend/static/frontend/vendor/fonts/; done
 
 # Debian packages the speech stack and browser tests need (installed only when missing).
 system-deps:

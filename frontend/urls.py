@@ -1,15 +1,31 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path
-
-from frontend import views
+from frontend.views import (
+    audit,
+    auth,
+    consent,
+    dashboard,
+    keys,
+    members,
+    rollouts,
+    settings,
+    usage,
+    voices,
+    watermark,
+)
 
 app_name = "frontend"
 
+# Tenant-less routes first; their names are reserved tenant slugs (tenancy.services.tenants).
 urlpatterns = [
-    path("login/", views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),
-    path("", views.home, name="home"),
-    path("<slug:slug>/", views.tenant_overview, name="tenant"),
-    path("<slug:slug>/audit/", views.tenant_audit, name="audit"),
-    path("<slug:slug>/watermark/", views.watermark_detect, name="watermark"),
+    *auth.urlpatterns,
+    *members.public_urlpatterns,
+    *dashboard.urlpatterns,
+    *voices.urlpatterns,
+    *consent.urlpatterns,
+    *keys.urlpatterns,
+    *usage.urlpatterns,
+    *rollouts.urlpatterns,
+    *audit.urlpatterns,
+    *watermark.urlpatterns,
+    *members.urlpatterns,
+    *settings.urlpatterns,
 ]

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "voices",
     "consent",
     "synthesis",
+    "django_htmx",
     "frontend",
 ]
 
@@ -101,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 # API paths work with or without a trailing slash; no redirects that drop POST bodies.

@@ -66,10 +66,17 @@ def tenant_snapshot(tenant: Tenant) -> dict:
     }
 
 
+# The console's tenant-less routes (/console/login/, /console/invite/...) come before
+# /console/<slug>/; a tenant with one of these slugs could not be reached there.
+RESERVED_SLUGS = frozenset({"login", "logout", "switch", "invite", "static", "api"})
+
+
 @transaction.atomic
 def create_tenant(
     slug: str, name: str, plan_slug: str = "starter", context: audit.RequestContext | None = None
 ) -> Tenant:
+    if slug in RESERVED_SLUGS:
+        raise InvalidRequest(f"The slug {slug!r} is reserved.", code="reserved_slug")
     if Tenant.objects.filter(slug=slug).exists():
         raise InvalidRequest(f"A tenant with slug {slug!r} exists.", code="tenant_exists")
     tenant = Tenant.objects.create(slug=slug, name=name, plan=get_or_create_plan(plan_slug))
