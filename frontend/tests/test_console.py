@@ -67,3 +67,22 @@ def test_django_admin_is_read_only(admin_client, tenant, make_key, make_member):
     ):
         response = admin_client.get(f"/django-admin/{path}")
         assert response.status_code == 200, path
+
+
+def test_console_pages_send_security_headers(client, tenant, make_member):
+    client.force_login(make_member(tenant, "owner"))
+    response = client.get(f"/console/{tenant.slug}/")
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Cache-Control"] == "private, no-store"
+    assert "Content-Security-Policy" not in client.get("/api/v1/tenants/acme/tenant")
+
+
+def test_login_form_is_csrf_protected(tenant, make_member):
+    from django.test import Client
+
+    make_member(tenant, "owner", email="csrf@example.com")
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/console/login/", {"username": "csrf@example.com", "password": "x"})
+    assert response.status_code == 403 and b"expired" in response.content

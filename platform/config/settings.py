@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "frontend.middleware.ConsoleSecurityHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 # API paths work with or without a trailing slash; no redirects that drop POST bodies.
@@ -165,6 +166,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+CONSOLE_URL_PREFIX = "console"
+# A console session ends CONSOLE_SESSION_AGE_S (8 hours) after sign-in.
+SESSION_COOKIE_AGE = env_int("CONSOLE_SESSION_AGE_S", 8 * 3600)
+SESSION_COOKIE_SAMESITE = "Lax"
 LOGIN_URL = "frontend:login"
 LOGIN_REDIRECT_URL = "frontend:home"
 
