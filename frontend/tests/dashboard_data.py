@@ -40,8 +40,17 @@ def custom_voice(tenant, name: str, slug: str | None = None, **fields) -> Voice:
     )
 
 
-def use(tenant, *, key=None, voice="stock-joe", characters=100, days_ago=0, status="succeeded",
-        model_version="piper:en_US-joe-medium", count=1) -> None:  # fmt: skip
+def use(
+    tenant,
+    *,
+    key=None,
+    voice="stock-joe",
+    characters=100,
+    days_ago=0,
+    status="succeeded",
+    model_version="piper:en_US-joe-medium",
+    count=1,
+) -> None:
     """`count` metered requests `days_ago` days back (the ledger only; see `spend` for quota)."""
     tag = f"seed-{uuid.uuid4().hex}"
     for n in range(count):
@@ -89,8 +98,9 @@ def consent(tenant, talent_name: str, *, voice=None, status="verified", valid_fo
     return record
 
 
-def held_rollout(tenant, voice: Voice, *, state="running", hold_reason="insufficient_data",
-                 reason="") -> Rollout:  # fmt: skip
+def held_rollout(
+    tenant, voice: Voice, *, state="running", hold_reason="insufficient_data", reason=""
+) -> Rollout:
     """A rollout of a second version of `voice`, in `state`, with a decision saying why."""
     candidate = ModelVersion.dangerously_unscoped.create(
         id=f"adapted:{voice.pk.hex[:8]}-v2@{uuid.uuid4().hex[:12]}",

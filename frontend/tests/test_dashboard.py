@@ -32,8 +32,15 @@ def test_panels_follow_the_role(client, tenant, make_member, make_key):
     data.use(tenant, key=make_key(tenant).key, characters=120)
 
     owner = dashboard(client, make_member(tenant, "owner"), tenant).content.decode()
-    for text in ("Alerts", "Usage this month", "Recent synthesis requests", "Recent fine-tunes",
-                 "Consent of Ada Lovelace", "New voice", "Create API key"):  # fmt: skip
+    for text in (
+        "Alerts",
+        "Usage this month",
+        "Recent synthesis requests",
+        "Recent fine-tunes",
+        "Consent of Ada Lovelace",
+        "New voice",
+        "Create API key",
+    ):
         assert text in owner, text
 
     auditor = dashboard(client, make_member(tenant, "auditor"), tenant).content.decode()
@@ -124,8 +131,13 @@ def test_alerts_fire_and_say_what_to_do(client, make_tenant, make_member, make_j
         finished_at=timezone.now(),
     )
     data.held_rollout(tenant, aurora)
-    data.held_rollout(tenant, max_voice, state="paused", hold_reason="",
-                      reason="Guardrail failed: WER rose by 4 points.")  # fmt: skip
+    data.held_rollout(
+        tenant,
+        max_voice,
+        state="paused",
+        hold_reason="",
+        reason="Guardrail failed: WER rose by 4 points.",
+    )
     data.spend(tenant, 850)
 
     response = dashboard(client, owner, tenant)
@@ -177,16 +189,26 @@ def _seed(tenant, make_key, make_job, *, days, jobs):
     voices = ["stock-joe"] + [data.custom_voice(tenant, f"Voice {n}").slug for n in range(3)]
     for day in range(days):
         for n, key in enumerate(keys):
-            data.use(tenant, key=key, voice=voices[(day + n) % len(voices)],
-                     characters=100 + day, days_ago=day)  # fmt: skip
+            data.use(
+                tenant,
+                key=key,
+                voice=voices[(day + n) % len(voices)],
+                characters=100 + day,
+                days_ago=day,
+            )
     for n in range(jobs):
-        make_job(tenant, api_key=keys[n % 3], status="failed" if n % 5 == 0 else "succeeded",
-                 error_code=f"code_{n % 4}" if n % 5 == 0 else "")  # fmt: skip
+        make_job(
+            tenant,
+            api_key=keys[n % 3],
+            status="failed" if n % 5 == 0 else "succeeded",
+            error_code=f"code_{n % 4}" if n % 5 == 0 else "",
+        )
         data.consent(tenant, f"Talent {n}", valid_for=timedelta(days=1 + n))
 
 
-def test_queries_do_not_grow_with_data(client, tenant, make_member, make_key, make_job,
-                                       page_queries):  # fmt: skip
+def test_queries_do_not_grow_with_data(
+    client, tenant, make_member, make_key, make_job, page_queries
+):
     client.force_login(make_member(tenant, "owner"))
     url = f"/console/{tenant.slug}/"
     _seed(tenant, make_key, make_job, days=1, jobs=1)
