@@ -34,7 +34,7 @@ def test_panels_follow_the_role(client, tenant, make_member, make_key):
     owner = dashboard(client, make_member(tenant, "owner"), tenant).content.decode()
     for text in (
         "Alerts",
-        "Usage this month",
+        "Usage against your plan",
         "Recent synthesis requests",
         "Recent fine-tunes",
         "Consent of Ada Lovelace",
@@ -44,12 +44,12 @@ def test_panels_follow_the_role(client, tenant, make_member, make_key):
         assert text in owner, text
 
     auditor = dashboard(client, make_member(tenant, "auditor"), tenant).content.decode()
-    assert "Usage this month" in auditor and "Alerts" in auditor
+    assert "Usage against your plan" in auditor and "Alerts" in auditor
     assert "Consent of Ada Lovelace" in auditor  # auditors read consent
     assert "New voice" not in auditor and "Create API key" not in auditor  # no write actions
 
     developer = dashboard(client, make_member(tenant, "developer"), tenant).content.decode()
-    assert "Usage this month" in developer and "Create API key" in developer
+    assert "Usage against your plan" in developer and "Create API key" in developer
     assert "Ada Lovelace" not in developer  # no consent:read
     assert "New voice" not in developer
 
@@ -93,7 +93,7 @@ def test_numbers_match_the_data(client, tenant, other_tenant, make_member, make_
         "Aurora": 100,
     }
     by_key = panel["by_key"].spec["data"]
-    assert by_key["labels"][0] == f"web ({web.masked})"
+    assert by_key["labels"][0] == f"web …{web.last4}"
     assert by_key["datasets"][0]["data"] == [300 + this_month, 100]
     limits = {item.label: (item.used, item.limit) for item in panel["limits"]}
     assert limits["Custom voices"][1] == 10 and limits["Fine-tunes this month"][1] == 5
@@ -153,9 +153,9 @@ def test_alerts_fire_and_say_what_to_do(client, make_tenant, make_member, make_j
     failed = next(a for a in response.context["alerts"] if "synthesis requests failed" in a.title)
     assert "worker_lost (2), synthesis_timeout (1)." in failed.text  # not the 2-day-old one
     assert "Fine-tune of Aurora failed" in titles and "at least 20 are needed" in html
-    assert "Rollout of 1.1.0" in html and "is holding at 5 %" in html
-    assert "not enough requests or quality samples" in html
-    assert "is paused at 5 %" in html and "WER rose by 4 points" in html
+    assert "Rollout of Aurora 1.1.0 is holding at 5 %" in titles
+    assert "Not enough requests or quality samples" in html
+    assert "Rollout of Max 1.1.0 is paused at 5 %" in titles and "WER rose by 4 points" in html
     assert "Characters this month: 85 % of the plan&#x27;s limit" in html
     # Each alert links to where it is handled.
     links = {alert.link_label: alert.url for alert in response.context["alerts"]}
@@ -186,7 +186,10 @@ def test_other_tenants_trouble_never_shows(client, tenant, other_tenant, make_me
 
 def _seed(tenant, make_key, make_job, *, days, jobs):
     keys = [make_key(tenant, name=f"key {n}").key for n in range(3)]
-    voices = ["stock-joe"] + [data.custom_voice(tenant, f"Voice {n}").slug for n in range(3)]
+    custom = [data.custom_voice(tenant, f"Voice {n}") for n in range(3)]
+    voices = ["stock-joe"] + [voice.slug for voice in custom]
+    for voice in custom[: min(jobs, 3)]:
+        data.held_rollout(tenant, voice)
     for day in range(days):
         for n, key in enumerate(keys):
             data.use(
@@ -204,6 +207,13 @@ def _seed(tenant, make_key, make_job, *, days, jobs):
             error_code=f"code_{n % 4}" if n % 5 == 0 else "",
         )
         data.consent(tenant, f"Talent {n}", valid_for=timedelta(days=1 + n))
+        FineTuneJob.objects.for_tenant(tenant).create(
+            tenant=tenant,
+            voice=custom[n % 3],
+            status="failed",
+            error_code="gate_failed",
+            finished_at=timezone.now(),
+        )
 
 
 def test_queries_do_not_grow_with_data(

@@ -112,34 +112,21 @@ def usage_panel(console) -> dict:
         .values_list("slug", "name")
     )
     voice_labels, voice_values = top_with_other(labelled(by_voice, "voice", keys, voices))
-    key_labels, key_values = top_with_other(labelled(by_key, "key", keys, voices))
+    key_labels, key_values = top_with_other(labelled(by_key, "key", keys, voices, short=True))
     month_total = sum(r["characters"] for r in by_voice)
-    thirty_days = sum(r["characters"] for r in daily.values())
     return {
         "characters": characters,
         "limits": limits,
+        # The numbers are in the canvas's name and in the text beside it.
         "gauge": charts.gauge(
             "quota-gauge",
-            "Characters used this month against the plan's limit",
+            f"Characters this month: {used:,} of {limit:,} ({characters.percent} %)"
+            if limit
+            else f"Characters this month: {used:,} (no monthly limit)",
             used,
             limit,
-            summary=(
-                f"{used:,} of {limit:,} characters used ({characters.percent} %)."
-                if limit
-                else f"{used:,} characters used; the plan has no monthly limit."
-            ),
         ),
-        "daily": charts.line(
-            "daily-usage",
-            f"Characters and requests per day, last {DAYS} days",
-            [d[5:] for d in days],
-            {
-                "Characters": [daily[d]["characters"] if d in daily else 0 for d in days],
-                "Requests": [daily[d]["requests"] if d in daily else 0 for d in days],
-            },
-            summary=f"{thirty_days:,} characters in {sum(r['requests'] for r in daily.values()):,} "
-            f"requests over the last {DAYS} days.",
-        ),
+        "daily": daily_chart(days, daily),
         "by_voice": charts.bar(
             "usage-by-voice",
             "Characters this month by voice",
@@ -158,6 +145,34 @@ def usage_panel(console) -> dict:
         ),
         "has_month_usage": bool(by_voice),
     }
+
+
+def daily_chart(days: list[str], daily: dict) -> charts.Chart:
+    """Characters (left axis) and requests (right axis) per day."""
+    characters = [daily[d]["characters"] if d in daily else 0 for d in days]
+    requests = [daily[d]["requests"] if d in daily else 0 for d in days]
+    chart = charts.line(
+        "daily-usage",
+        f"Characters and requests per day, last {DAYS} days",
+        [d[5:] for d in days],
+        {"Characters": characters, "Requests": requests},
+        summary=f"{sum(characters):,} characters in {sum(requests):,} requests over the last "
+        f"{DAYS} days; busiest day {max(characters):,} characters.",
+    )
+    # Requests are a few hundred where characters are thousands: give them their own scale.
+    chart.spec["data"]["datasets"][1]["yAxisID"] = "requests"
+    chart.spec["options"] = {
+        "scales": {
+            "y": {"beginAtZero": True, "title": {"display": True, "text": "Characters"}},
+            "requests": {
+                "position": "right",
+                "beginAtZero": True,
+                "grid": {"drawOnChartArea": False},
+                "title": {"display": True, "text": "Requests"},
+            },
+        }
+    }
+    return chart
 
 
 def _count_limit(label: str, held: dict) -> Limit:
@@ -317,8 +332,18 @@ def rollout_alerts(console, now) -> list[Alert]:
     authority = Authority.for_access(console.access, console.audit_context)
     url = _url(console, "frontend:rollouts")
     out = []
-    for rollout in lifecycle.needing_attention(authority, now=now):
-        what = f"Rollout of {rollout.candidate.semver} ({rollout.family})"
+    rollouts = list(lifecycle.needing_attention(authority, now=now))
+    # The custom voices the rollouts ramp, by name (one query; platform rollouts have none).
+    voice_ids = [r.family.removeprefix("voice:") for r in rollouts if r.family.startswith("voice:")]
+    names = {
+        f"voice:{pk}": name
+        for pk, name in Voice.objects.for_tenant(console.tenant)
+        .filter(pk__in=voice_ids)
+        .values_list("pk", "name")
+    }
+    for rollout in rollouts:
+        family = names.get(rollout.family, "the stock voices" if rollout.is_platform else "a voice")
+        what = f"Rollout of {family} {rollout.candidate.semver}"
         if rollout.state == rollout.State.ROLLED_BACK:
             title, level = f"{what} was rolled back", "bad"
             advice = "The stable version serves all traffic. Fix the version, then retry."
@@ -330,6 +355,7 @@ def rollout_alerts(console, now) -> list[Alert]:
             advice = "Its step does not advance until there is enough evidence."
         reason = HOLD_REASONS.get(rollout.hold_reason) if rollout.hold_reason else None
         reason = reason or rollout.latest_reason or ""
+        reason = reason[:1].upper() + reason[1:]
         out.append(
             Alert(
                 level,

@@ -89,11 +89,18 @@ class Row:
     audio_seconds: float
 
 
-def labelled(rows: list[dict], group_by: str, keys: dict, voices: dict) -> list[Row]:
+def labelled(
+    rows: list[dict], group_by: str, keys: dict, voices: dict, *, short: bool = False
+) -> list[Row]:
+    """Rows with a label a person recognises: a key's name (and mask, or its last four
+    characters when `short`), a voice's name."""
+
     def label(value):
         if group_by == "key":
             key = keys.get(value)
-            return f"{key.name} ({key.masked})" if key else ("No key" if value is None else value)
+            if key is None:
+                return "No key" if value is None else value
+            return f"{key.name} …{key.last4}" if short else f"{key.name} ({key.masked})"
         if group_by == "voice":
             return voices.get(value, value or "(none)")
         return value or "(none)"
