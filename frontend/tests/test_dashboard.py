@@ -229,3 +229,12 @@ def test_queries_do_not_grow_with_data(
     with page_queries(), CaptureQueriesContext(connection) as many:
         assert client.get(url).status_code == 200
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+
+
+def test_charts_show_the_top_eight_and_sum_the_rest():
+    from frontend.views.usage import Row, top_with_other
+
+    rows = [Row(f"voice {n}", 1, 0, 100 * n, 0.0) for n in range(1, 12)]
+    labels, values = top_with_other(rows)
+    assert labels[:2] == ["voice 11", "voice 10"] and labels[-1] == "Other (3)"
+    assert len(labels) == 9 and values[-1] == 100 + 200 + 300
