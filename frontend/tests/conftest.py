@@ -86,7 +86,11 @@ def sign_in(page, live_server, email: str, password: str = PASSWORD) -> None:
 def assert_accessible(page, *, impacts=("serious", "critical")) -> None:
     """Run axe-core (the npm package, installed by `make deps`) on the current page and fail
     on any serious or critical violation, naming the rule and the elements."""
-    page.add_script_tag(path=str(AXE))
+    # The console's CSP runs scripts from its own origin only (no inline script, which is what
+    # add_script_tag(path=...) injects): serve axe from the page's origin instead.
+    url = page.evaluate("() => location.origin") + "/__axe__/axe.min.js"
+    page.route(url, lambda route: route.fulfill(path=str(AXE), content_type="text/javascript"))
+    page.add_script_tag(url=url)
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     found = [
         {

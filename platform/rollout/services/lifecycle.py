@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit import services as audit
@@ -177,6 +178,31 @@ def list_rollouts(authority: Authority):
         Rollout.objects.visible_to(authority.tenant)
         .select_related("candidate", "stable")
         .order_by("-created_at")
+    )
+
+
+# A rolled-back rollout asks for attention this long after it ended; paused and holding ones
+# for as long as they stay so.
+ATTENTION_WINDOW = timedelta(days=7)
+
+
+def needing_attention(authority: Authority, *, now=None):
+    """The visible rollouts someone should look at: paused, holding (running but not advancing:
+    `hold_reason`) or rolled back lately, each annotated with its latest decision's action and
+    reason (why it stopped)."""
+    since = (now or timezone.now()) - ATTENTION_WINDOW
+    latest = RolloutDecision.objects.filter(rollout=OuterRef("pk")).order_by("-created_at", "-id")
+    return (
+        list_rollouts(authority)
+        .filter(
+            Q(state=Rollout.State.PAUSED)
+            | Q(state=Rollout.State.RUNNING, hold_reason__gt="")
+            | Q(state=Rollout.State.ROLLED_BACK, ended_at__gte=since)
+        )
+        .annotate(
+            latest_action=Subquery(latest.values("action")[:1]),
+            latest_reason=Subquery(latest.values("reason")[:1]),
+        )
     )
 
 

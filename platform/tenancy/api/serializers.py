@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from tenancy.models import ApiKey, Membership, Plan, Tenant
 from tenancy.roles import ALL_SCOPES, Role
+from tenancy.services import usage
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -113,6 +114,15 @@ class UsageQuerySerializer(serializers.Serializer):
     api_key = serializers.UUIDField(required=False)
     voice = serializers.CharField(required=False, max_length=100)
     format = serializers.ChoiceField(choices=["json", "csv"], default="json")
+
+    def validate(self, attrs):
+        # The range rule is the service's; the console validates its filters with this same
+        # serializer, so both answer bad dates alike.
+        try:
+            usage.check_range(attrs.get("start"), attrs.get("end"))
+        except usage.InvalidUsageRange as exc:
+            raise serializers.ValidationError({exc.details["field"]: exc.message}) from None
+        return attrs
 
 
 class UsageRowSerializer(serializers.Serializer):

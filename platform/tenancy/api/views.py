@@ -8,7 +8,6 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.errors import NotFound
 from core.filters import TenantScopedFilterSet
 from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
 from tenancy.api.serializers import (
@@ -189,15 +188,13 @@ class UsageView(TenantScopedAPIView):
         params.is_valid(raise_exception=True)
         query = params.validated_data
         group_by = query["group_by"]
-        api_key = query.get("api_key")
-        if api_key and not ApiKey.objects.for_tenant(self.tenant).filter(pk=api_key).exists():
-            raise NotFound("Unknown API key.")
+        api_key = usage.tenant_key(self.tenant, query.get("api_key"))
         rows = usage.usage_rows(
             self.tenant,
             group_by=group_by,
             start=query.get("start"),
             end=query.get("end"),
-            api_key_id=api_key,
+            api_key_id=api_key.pk if api_key else None,
             voice=query.get("voice"),
         )
         if query["format"] == "csv":

@@ -170,6 +170,25 @@ def held(tenant: Tenant, metric: str) -> dict:
     return {"limit": limit, "used": used}
 
 
+def plan_usage(tenant: Tenant, metrics=(VOICES, FINE_TUNES, STORAGE_BYTES)) -> dict[str, dict]:
+    """`held` for several metrics in one query: {metric: {"limit": ..., "used": ...}}."""
+    counters = _counters_of(tenant, metrics)
+    return {
+        metric: {
+            "limit": dict(_limits(tenant, None, metric)).get("tenant"),
+            "used": counters.get((metric, period_of(metric)), 0),
+        }
+        for metric in metrics
+    }
+
+
+def _counters_of(tenant: Tenant, metrics) -> dict[tuple[str, date], int]:
+    rows = QuotaCounter.objects.for_tenant(tenant).filter(
+        scope="tenant", metric__in=metrics, period__in={period_of(m) for m in metrics}
+    )
+    return {(row.metric, row.period): row.used + row.reserved for row in rows}
+
+
 def refund_stale_reservations() -> int:
     """Refund reservations whose work died without settling them (housekeeping task)."""
     cutoff = timezone.now() - settings.QUOTA_RESERVATION_TTL
