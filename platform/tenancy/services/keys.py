@@ -30,6 +30,7 @@ from tenancy.services.access import Access
 from tenancy.services.errors import (
     ApiKeyExpired,
     ApiKeyRevoked,
+    InsufficientScope,
     InvalidApiKey,
     InvalidRequest,
     IpNotAllowed,
@@ -82,6 +83,15 @@ def check_can_manage(access: Access, key: ApiKey, what: str) -> None:
     if key.tenant_id != access.tenant.pk:
         raise NotFound()
     access.require_all(key.scopes, f"{what} a key")
+
+
+def can_manage(access: Access, key: ApiKey) -> bool:
+    """Whether `check_can_manage` would let `access` change `key` (to offer the controls)."""
+    try:
+        check_can_manage(access, key, "manage")
+    except (InsufficientScope, NotFound):
+        return False
+    return True
 
 
 def validate_allowed_ips(values) -> list[str]:
