@@ -50,7 +50,9 @@ class InviteForm(SectionForm):
 
     def __init__(self, *args, grantable=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["role"].widget.choices = [(r, l) for r, l in Role.choices if r in grantable]
+        self.fields["role"].widget.choices = [
+            (r, label) for r, label in Role.choices if r in grantable
+        ]
         if Role.DEVELOPER in grantable:
             self.fields["role"].initial = Role.DEVELOPER
 
