@@ -27,7 +27,7 @@ def test_everyone_reads_only_owners_and_admins_edit(client, tenant, make_member)
         page = client.get(f"/console/{tenant.slug}/settings/")
         html = page.content.decode()
         assert page.status_code == 200, role
-        assert tenant.slug in html and "Business" in html and "2000000" in html, role
+        assert tenant.slug in html and "Business" in html and "2,000,000" in html, role
         assert ("Edit the profile" in html) == can_edit, role
         post = client.post(f"/console/{tenant.slug}/settings/profile/", {"name": f"By {role}"})
         assert post.status_code == (302 if can_edit else 404), role

@@ -33,7 +33,7 @@ class ProfileForm(SectionForm):
         max_length=1000,
         strip=False,
         label="Legal name",
-        help_text="Named in consent statements (“… will be used by <legal name> …”). "
+        help_text="The company consent statements name (“… will be used by Acme Inc. …”). "
         "Empty: the name is used.",
     )
 
