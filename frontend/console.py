@@ -190,6 +190,10 @@ class ConsoleForm(forms.Form):
     default_renderer = ConsoleFormRenderer
     error_fields: dict[str, str] = {}
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
     def add_service_error(self, exc: ApiError) -> None:
         field = self.error_fields.get(exc.error_code) or exc.details.get("field")
         self.add_error(field if field in self.fields else None, exc.message)

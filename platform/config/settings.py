@@ -166,6 +166,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Invitations are mailed when a backend is configured (EMAIL_BACKEND and Django's EMAIL_* for
+# the mail relay); by default nothing is sent or printed, since the link is a secret, and the
+# inviter is shown it once to pass on. Tests use locmem.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Timbre <no-reply@localhost>")
+
 CONSOLE_URL_PREFIX = "console"
 # A console session ends CONSOLE_SESSION_AGE_S (8 hours) after sign-in.
 SESSION_COOKIE_AGE = env_int("CONSOLE_SESSION_AGE_S", 8 * 3600)

@@ -1,7 +1,6 @@
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from tenancy.models import ApiKey, Membership, Plan, Tenant
+from tenancy.models import ApiKey, Invitation, Membership, Plan, Tenant
 from tenancy.roles import ALL_SCOPES, Role
 from tenancy.services import usage
 
@@ -80,14 +79,35 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MembershipCreateSerializer(serializers.Serializer):
+    """An existing user's email adds them at once; any other email gets an invitation."""
+
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices)
 
-    def validate_email(self, value):
-        user = get_user_model().objects.filter(username__iexact=value).first()
-        if user is None:
-            raise serializers.ValidationError("No user with this email. Create the user first.")
-        return user
+
+class InvitationSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "status", "created_at", "expires_at"]
+        read_only_fields = fields
+
+
+class IssuedInvitationSerializer(InvitationSerializer):
+    invitation = serializers.BooleanField(read_only=True, default=True)
+    accept_url = serializers.CharField(
+        read_only=True, help_text="The invitee's one-time link. Returned only here, once."
+    )
+
+    class Meta(InvitationSerializer.Meta):
+        fields = ["invitation", *InvitationSerializer.Meta.fields, "accept_url"]
+        read_only_fields = fields
+
+
+class TenantUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    legal_name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
 
 
 class PlanSerializer(serializers.ModelSerializer):
@@ -101,7 +121,7 @@ class TenantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tenant
-        fields = ["id", "slug", "name", "status", "plan", "created_at"]
+        fields = ["id", "slug", "name", "legal_name", "status", "plan", "created_at"]
         read_only_fields = ["id", "slug", "status", "plan", "created_at"]
 
 

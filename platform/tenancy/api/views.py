@@ -3,7 +3,7 @@ from datetime import timedelta
 import django_filters
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -14,10 +14,12 @@ from tenancy.api.serializers import (
     ApiKeySerializer,
     ApiKeyUpdateSerializer,
     IssuedApiKeySerializer,
+    IssuedInvitationSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     RotateSerializer,
     TenantSerializer,
+    TenantUpdateSerializer,
     UsageQuerySerializer,
     UsageResponseSerializer,
 )
@@ -34,7 +36,7 @@ def _issued(issued: keys.IssuedKey) -> dict:
 
 class ApiKeyFilter(TenantScopedFilterSet):
     status = django_filters.ChoiceFilter(
-        choices=[("active", "active"), ("revoked", "revoked")], method="filter_status"
+        choices=[(s, s) for s in keys.KEY_STATUSES], method="filter_status"
     )
     name = django_filters.CharFilter(lookup_expr="icontains")
 
@@ -43,7 +45,7 @@ class ApiKeyFilter(TenantScopedFilterSet):
         fields = ["status", "name"]
 
     def filter_status(self, queryset, name, value):
-        return queryset.filter(revoked_at__isnull=value == "active")
+        return keys.filter_by_status(queryset, value)
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
@@ -127,17 +129,34 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     def safely_get_queryset(self, queryset):
         return queryset.select_related("user").order_by("created_at")
 
-    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
+    @extend_schema(
+        request=MembershipCreateSerializer,
+        responses={
+            201: PolymorphicProxySerializer(
+                component_name="MemberOrInvitation",
+                serializers=[MembershipSerializer, IssuedInvitationSerializer],
+                resource_type_field_name=None,
+            )
+        },
+    )
     def create(self, request, *args, **kwargs):
+        """An existing user is added; any other email is invited (the response then has
+        `"invitation": true` and the one-time `accept_url`, shown to the inviter only)."""
         params = MembershipCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        membership = tenants.add_member(
+        result = tenants.invite_member(
             self.access,
             params.validated_data["email"],
             params.validated_data["role"],
             context=self.audit_context,
+            base_url=request.build_absolute_uri("/"),
         )
-        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        if result.membership is not None:
+            data = MembershipSerializer(result.membership).data
+        else:
+            data = IssuedInvitationSerializer(result.invitation).data
+            data["accept_url"] = request.build_absolute_uri(result.accept_url)
+        return Response(data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
         params = MembershipSerializer(data=request.data, partial=True)
@@ -160,10 +179,23 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
 class TenantView(TenantScopedAPIView):
     """The caller's tenant, its plan and this month's quota."""
 
-    required_scopes = {"GET": None}
+    required_scopes = {"GET": None, "PATCH": Scope.ADMIN}
 
     @extend_schema(responses=TenantSerializer)
     def get(self, request, *args, **kwargs):
+        return Response(self._data(request))
+
+    @extend_schema(request=TenantUpdateSerializer, responses=TenantSerializer)
+    def patch(self, request, *args, **kwargs):
+        """Change the tenant's name or legal name (owners, admins and admin keys)."""
+        params = TenantUpdateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        tenants.update_tenant_profile(
+            self.access, context=self.audit_context, **params.validated_data
+        )
+        return Response(self._data(request))
+
+    def _data(self, request) -> dict:
         data = TenantSerializer(self.tenant).data
         key = request.auth if isinstance(request.auth, ApiKey) else None
         data["quota"] = quotas.usage_summary(self.tenant)
@@ -171,7 +203,7 @@ class TenantView(TenantScopedAPIView):
             data["key_quota"] = quotas.usage_summary(self.tenant, key)
         if Scope.ADMIN in self.granted_scopes:
             data["webhook_signing_secret"] = tenants.webhook_signing_secret(self.tenant)
-        return Response(data)
+        return data
 
 
 class UsageView(TenantScopedAPIView):

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
@@ -29,6 +30,7 @@ from tenancy.services.access import Access
 from tenancy.services.errors import (
     ApiKeyExpired,
     ApiKeyRevoked,
+    InsufficientScope,
     InvalidApiKey,
     InvalidRequest,
     IpNotAllowed,
@@ -65,8 +67,11 @@ def validate_scopes(scopes) -> list[str]:
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown or not scopes:
         raise InvalidRequest(
-            f"Unknown or missing scopes {unknown}. Allowed: {', '.join(ALL_SCOPES)}.",
+            f"Unknown or missing scopes {unknown}. Allowed: {', '.join(ALL_SCOPES)}."
+            if unknown
+            else "Choose at least one scope.",
             code="invalid_scopes",
+            details={"field": "scopes"},
         )
     return scopes
 
@@ -80,11 +85,69 @@ def check_can_manage(access: Access, key: ApiKey, what: str) -> None:
     access.require_all(key.scopes, f"{what} a key")
 
 
+def can_manage(access: Access, key: ApiKey) -> bool:
+    """Whether `check_can_manage` would let `access` change `key` (to offer the controls)."""
+    try:
+        check_can_manage(access, key, "manage")
+    except (InsufficientScope, NotFound):
+        return False
+    return True
+
+
 def validate_allowed_ips(values) -> list[str]:
     try:
-        return [str(ipaddress.ip_network(v, strict=False)) for v in values or []]
+        return [str(ipaddress.ip_network(str(v).strip(), strict=False)) for v in values or []]
     except ValueError as exc:
-        raise InvalidRequest(f"Invalid IP address or network: {exc}", code="invalid_ip") from exc
+        raise InvalidRequest(
+            f"Invalid IP address or network: {exc}",
+            code="invalid_ip",
+            details={"field": "allowed_ips"},
+        ) from exc
+
+
+NAME_MAX_LENGTH = ApiKey._meta.get_field("name").max_length
+
+
+def validate_name(name) -> str:
+    """A key's name, stripped: required, at most 100 characters (API and console alike)."""
+    name = str(name or "").strip()
+    if not name:
+        raise InvalidRequest("Give the key a name.", code="invalid_name", details={"field": "name"})
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidRequest(
+            f"A key's name has at most {NAME_MAX_LENGTH} characters.",
+            code="invalid_name",
+            details={"field": "name"},
+        )
+    return name
+
+
+def validate_character_limit(limit) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidRequest(
+            "The monthly character limit is a whole number, 0 or more (empty: no limit).",
+            code="invalid_character_limit",
+            details={"field": "monthly_character_limit"},
+        )
+    return limit
+
+
+KEY_STATUSES = ("active", "revoked", "expired")
+
+
+def filter_by_status(queryset, status: str):
+    """Keys whose `ApiKey.status` is `status`, as a query (the API filter and the console)."""
+    now = timezone.now()
+    not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    if status == "revoked":
+        return queryset.filter(revoked_at__isnull=False)
+    if status == "expired":
+        return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+    if status == "active":
+        return queryset.filter(not_expired, revoked_at__isnull=True)
+    return queryset
 
 
 def key_snapshot(key: ApiKey) -> dict:
@@ -114,10 +177,17 @@ def create_key(
     rotated_from: ApiKey | None = None,
 ) -> IssuedKey:
     access.require(Scope.KEYS_WRITE)
+    name = validate_name(name)
     scopes = validate_scopes(scopes)
     access.require_all(scopes, "create")
     if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidRequest("expires_at must be in the future.", code="invalid_expiry")
+        raise InvalidRequest(
+            "expires_at must be in the future.",
+            code="invalid_expiry",
+            details={"field": "expires_at"},
+        )
+    allowed_ips = validate_allowed_ips(allowed_ips)
+    monthly_character_limit = validate_character_limit(monthly_character_limit)
     tenant = access.tenant
     key_id, secret, token = _new_token()
     key = ApiKey.objects.for_tenant(tenant).create(
@@ -127,7 +197,7 @@ def create_key(
         digest=_digest(secret),
         last4=secret[-4:],
         scopes=scopes,
-        allowed_ips=validate_allowed_ips(allowed_ips),
+        allowed_ips=allowed_ips,
         monthly_character_limit=monthly_character_limit,
         created_by=created_by,
         expires_at=expires_at,
@@ -201,8 +271,14 @@ def update_key(
     unknown = set(changes) - set(UPDATABLE_FIELDS)
     if unknown:
         raise InvalidRequest(f"Only {', '.join(UPDATABLE_FIELDS)} can be changed.")
+    if "name" in changes:
+        changes["name"] = validate_name(changes["name"])
     if "allowed_ips" in changes:
         changes["allowed_ips"] = validate_allowed_ips(changes["allowed_ips"])
+    if "monthly_character_limit" in changes:
+        changes["monthly_character_limit"] = validate_character_limit(
+            changes["monthly_character_limit"]
+        )
     before = key_snapshot(key)
     for name, value in changes.items():
         setattr(key, name, value)
@@ -256,6 +332,7 @@ def rotate_key(
         raise InvalidRequest(
             f"grace must be between 0 and {settings.API_KEY_MAX_ROTATION_GRACE}.",
             code="invalid_grace",
+            details={"field": "grace"},
         )
     before = key_snapshot(key)
     original_expiry = key.expires_at
