@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from rollout.models import QualitySample, RolloutDecision
+from rollout.models import ModelVersion, QualitySample, RolloutDecision
 from rollout.services import lifecycle
 from rollout.services.authority import Authority
 from rollout.tests.control_support import custom_voice, stock_alias
@@ -14,9 +14,17 @@ from rollout.tests.control_support import custom_voice, stock_alias
 OPERATOR = Authority.operator("platform-ops")
 
 
+def measured(version, **metrics) -> None:
+    """What the validation job would have stored (rows only: nothing is synthesized)."""
+    ModelVersion.dangerously_unscoped.filter(pk=version.pk).update(
+        validation={"metrics": metrics, "thresholds": {}, "reasons": []}
+    )
+
+
 def platform_rollout(label: str = "console-canary"):
     """The stock family ramped 5 → 25 → 50 → 100, promoted once by an operator: at 25 %."""
     candidate = stock_alias(label)
+    measured(candidate, wer=0.061, mos=3.71, rtf=0.09)
     rollout = lifecycle.start(OPERATOR, candidate, steps=[5, 25, 50, 100], reason="int8 build")
     return lifecycle.promote(OPERATOR, rollout, "5 % step looked healthy")
 
@@ -25,6 +33,8 @@ def voice_rollout(tenant, make_job, *, requests: int = 24, samples: int = 8, see
     """A custom voice of ``tenant`` whose second version is ramping at 20 %, with finished
     requests in both arms and scored quality samples (the charts then have intervals)."""
     voice, (stable, candidate) = custom_voice(tenant)
+    measured(stable, wer=0.048, mos=3.96, rtf=0.21, speaker_similarity=0.83)
+    measured(candidate, wer=0.052, mos=4.02, rtf=0.23, speaker_similarity=0.86)
     rollout = lifecycle.start(
         OPERATOR,
         candidate,

@@ -99,6 +99,10 @@ class FieldErrorsRenderer(ConsoleFormRenderer):
 class RolloutForm(ConsoleForm):
     default_renderer = FieldErrorsRenderer
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
 
 class ReasonForm(RolloutForm):
     reason = forms.CharField(
