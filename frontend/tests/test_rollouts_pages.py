@@ -231,6 +231,10 @@ def test_policy_and_pins(owner_client, api, tenant, other_tenant, seeded):
     assert {"rollout.pin", "rollout.unpin"} <= actions
 
 
+def test_unknown_action_is_not_found(owner_client, tenant, seeded):
+    assert owner_client.post(url(tenant, seeded["own"].pk, "explode")).status_code == 404
+
+
 def test_query_budgets(owner_client, tenant, make_job, page_queries, seeded):
     family = seeded["own"].family
     for n in range(30):

@@ -13,6 +13,7 @@ import re
 
 from django import forms
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path, reverse
 
@@ -418,10 +419,10 @@ def _act(authority, rollout, action, data):
 
 @console_view(Scope.MODELS_WRITE)
 def rollout_action(request, console, rollout_id, action):
-    if action not in ACTIONS:
-        return redirect("frontend:rollouts-detail", console.tenant.slug, rollout_id)
     authority = authority_of(console)
-    rollout = lifecycle.get_rollout(authority, rollout_id)
+    rollout = lifecycle.get_rollout(authority, rollout_id)  # another tenant's: 404
+    if action not in ACTIONS:
+        raise Http404
     if request.method != "POST":
         return redirect("frontend:rollouts-detail", console.tenant.slug, rollout.pk)
     form_class, done = ACTIONS[action]
