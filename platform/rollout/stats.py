@@ -78,6 +78,9 @@ __all__ = [
     "compare_rates",
     "judge",
     "look_alpha",
+    "mean_interval",
+    "quantile_interval",
+    "rate_interval",
 ]
 
 Alternative = Literal["worse", "two-sided"]
@@ -397,6 +400,57 @@ def _kth_difference(c: np.ndarray, s: np.ndarray, k: int) -> float:
     idx = np.searchsorted(s, c - lo, side="left") - 1  # largest s_j < c_i - lo
     valid = idx >= 0
     return float(np.min(c[valid] - s[idx[valid]])) if np.any(valid) else hi
+
+
+# One arm's intervals (what a chart of candidate beside stable shows) --------------------------
+# Descriptive, at a fixed level: the guardrails' decisions use the comparisons above, whose
+# intervals are on the difference and at each look's spent level.
+
+
+def _z(level: float) -> float:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be within (0, 1), got {level!r}")
+    return float(sps.norm.ppf(1 - (1 - level) / 2))
+
+
+def rate_interval(events: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a rate (``events`` of ``n``); None without samples."""
+    if n <= 0:
+        return None
+    return _wilson(events, n, _z(level))
+
+
+def quantile_interval(
+    values: Sequence[float] | np.ndarray, q: float, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Distribution-free interval of the ``q`` quantile from the order statistics (binomial
+    ranks); the sample range when there are too few values for the level. None when empty."""
+    x = np.sort(np.asarray(values, dtype=float).ravel())
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return None
+    tail = (1 - level) / 2
+    low = int(sps.binom.ppf(tail, n, q))  # rank (1-based) of the lower bound
+    high = int(sps.binom.ppf(1 - tail, n, q)) + 1
+    low, high = min(max(low, 1), n), min(max(high, 1), n)
+    return float(x[low - 1]), float(x[high - 1])
+
+
+def mean_interval(
+    values: Sequence[float] | np.ndarray, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Student's t interval of a mean; a point for one value, None when empty."""
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return None
+    mean = float(np.mean(x))
+    if n == 1:
+        return mean, mean
+    half = float(sps.t.ppf(1 - (1 - level) / 2, n - 1) * np.std(x, ddof=1) / math.sqrt(n))
+    return mean - half, mean + half
 
 
 def _wilson(events: int, n: int, z: float) -> tuple[float, float]:

@@ -106,18 +106,7 @@ class RolloutSerializer(serializers.ModelSerializer):
         ]
 
     def get_targeting(self, rollout) -> dict:
-        authority = self.context["authority"]
-        included, excluded = rollout.included_tenants, rollout.excluded_tenants
-        if not authority.is_operator and rollout.is_platform:
-            # Who else is targeted is not this tenant's business: only whether it is.
-            mine = str(authority.tenant.pk)
-            included = [t for t in included if t == mine]
-            excluded = [t for t in excluded if t == mine]
-        return {
-            "include_all_tenants": rollout.include_all_tenants,
-            "included_tenants": included,
-            "excluded_tenants": excluded,
-        }
+        return lifecycle.visible_targeting(self.context["authority"], rollout)
 
 
 class RolloutDetailSerializer(RolloutSerializer):
@@ -177,10 +166,6 @@ class RolloutActions:
         raise NotImplementedError
 
     def candidate_for(self, version_id: str) -> ModelVersion:
-        raise NotImplementedError
-
-    def metrics_tenants(self):
-        """Whose traffic the caller may see in metrics (None: everybody's)."""
         raise NotImplementedError
 
     def _rollout(self) -> Rollout:
@@ -266,15 +251,13 @@ class RolloutActions:
     def metrics(self, request, *args, **kwargs):
         """Candidate and stable side by side over the window (default: the current step),
         on the caller's visible traffic."""
-        rollout = self._rollout()
-        default_since, default_until = window.step_window(rollout)
-        since, until = window.parse_window(
+        metrics = window.rollout_metrics_for(
+            self.authority(),
+            self._rollout(),
             request.query_params.get("since"),
             request.query_params.get("until"),
-            default_since,
-            default_until if rollout.ended_at else None,
         )
-        return Response(window.rollout_metrics(rollout, since, until, self.metrics_tenants()))
+        return Response(metrics)
 
 
 ROLLOUT_SCOPES = {
@@ -308,9 +291,6 @@ class RolloutViewSet(RolloutActions, TenantScopedViewSet):
             raise UnknownVersion(f"Model version {version_id!r} is not one of yours.")
         return version
 
-    def metrics_tenants(self):
-        return [self.tenant.pk]
-
 
 class OperatorMixin:
     permission_classes = [IsStaffOperator]
@@ -330,9 +310,6 @@ class PlatformRolloutViewSet(OperatorMixin, RolloutActions, viewsets.GenericView
         if version is None:
             raise UnknownVersion(f"Unknown model version {version_id!r}.")
         return version
-
-    def metrics_tenants(self):
-        return None
 
 
 # Per-version metrics -------------------------------------------------------------------------

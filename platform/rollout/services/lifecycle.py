@@ -206,6 +206,28 @@ def needing_attention(authority: Authority, *, now=None):
     )
 
 
+def list_decisions(authority: Authority, rollout: Rollout):
+    """The rollout's decisions, newest first (show each one's evidence through
+    `visible_evidence`)."""
+    authority.require_read(rollout.tenant_id)
+    return RolloutDecision.objects.filter(rollout_id=rollout.pk).order_by("-created_at", "-id")
+
+
+def visible_targeting(authority: Authority, rollout: Rollout) -> dict:
+    """A rollout's targeting as the caller may see it: on a platform rollout a tenant learns
+    whether it is itself targeted or excluded, not who else is."""
+    included, excluded = rollout.included_tenants, rollout.excluded_tenants
+    if not authority.is_operator and rollout.is_platform:
+        mine = str(authority.tenant.pk)
+        included = [t for t in included if t == mine]
+        excluded = [t for t in excluded if t == mine]
+    return {
+        "include_all_tenants": rollout.include_all_tenants,
+        "included_tenants": list(included),
+        "excluded_tenants": list(excluded),
+    }
+
+
 # Evidence groups (the guardrails judge a large tenant alone and pool the rest).
 POOLED = "pooled"
 
@@ -357,19 +379,27 @@ def set_targeting(
     if include_all_tenants is not None:
         changes["include_all_tenants"] = bool(include_all_tenants)
     if included_tenants is not None:
-        changes["included_tenants"] = _tenant_ids(authority, rollout, included_tenants)
+        changes["included_tenants"] = _tenant_ids(
+            authority, rollout, included_tenants, "included_tenants"
+        )
     if excluded_tenants is not None:
-        changes["excluded_tenants"] = _tenant_ids(authority, rollout, excluded_tenants)
+        changes["excluded_tenants"] = _tenant_ids(
+            authority, rollout, excluded_tenants, "excluded_tenants"
+        )
     return _move(rollout, authority, Action.TARGET, Rollout.LIVE, reason=reason, **changes)
 
 
-def _tenant_ids(authority: Authority, rollout: Rollout, ids) -> list[str]:
+def _tenant_ids(authority: Authority, rollout: Rollout, ids, field: str) -> list[str]:
     """Existing tenants only (a typo must not silently target nobody); a tenant's own voice
     is heard by that tenant alone, so its rollout can only name that tenant."""
     from tenancy.models import Tenant
 
     if isinstance(ids, str) or not all(isinstance(t, str) for t in ids):
-        raise InvalidRollout("Tenant lists must be lists of tenant ids.", code="invalid_targeting")
+        raise InvalidRollout(
+            "Tenant lists must be lists of tenant ids.",
+            code="invalid_targeting",
+            details={"field": field},
+        )
     wanted = sorted(set(ids))
     try:
         known = {
@@ -380,7 +410,11 @@ def _tenant_ids(authority: Authority, rollout: Rollout, ids) -> list[str]:
     allowed = known if rollout.is_platform else known & {str(rollout.tenant_id)}
     unknown = [t for t in wanted if t not in allowed]
     if unknown:
-        raise InvalidRollout(f"Unknown tenant ids: {', '.join(unknown)}.", code="invalid_targeting")
+        raise InvalidRollout(
+            f"Unknown tenant ids: {', '.join(unknown)}.",
+            code="invalid_targeting",
+            details={"field": field},
+        )
     return wanted
 
 

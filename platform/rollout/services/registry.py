@@ -275,6 +275,16 @@ def get_version(authority: Authority, version_id: str) -> ModelVersion:
     return version
 
 
+def list_versions(authority: Authority):
+    """Operators: every version. A tenant: the platform's and its own (as `/api/v1/models/`)."""
+    if authority.is_operator:
+        versions = ModelVersion.dangerously_unscoped.all()
+    else:
+        authority.require_read(authority.tenant.pk)
+        versions = ModelVersion.objects.visible_to(authority.tenant)
+    return versions.order_by("family", "-created_at")
+
+
 def in_use(version: ModelVersion) -> str | None:
     """Why ``version`` may not be retired, or None."""
     from rollout.models import Rollout, VersionPin

@@ -17,7 +17,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.errors import ApiError
+from rollout import stats
 from rollout.models import ModelVersion, QualitySample, Rollout
+from rollout.services.authority import Authority
 
 CANDIDATE, STABLE = "candidate", "stable"
 ARMS = (CANDIDATE, STABLE)
@@ -37,6 +39,8 @@ NOT_THE_MODELS_FAULT = frozenset(
     }
 )
 DEFAULT_VERSION_WINDOW = timedelta(hours=24)
+# The level of each arm's own intervals (descriptive; the guardrails judge the difference).
+INTERVAL_LEVEL = 0.95
 
 
 class InvalidWindow(ApiError):
@@ -179,8 +183,35 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 4) if values else None
 
 
-def summarize(samples: ArmSamples) -> dict:
+def _pair(interval) -> list[float] | None:
+    return None if interval is None else [round(interval[0], 6), round(interval[1], 6)]
+
+
+def intervals_of(samples: ArmSamples, level: float = INTERVAL_LEVEL) -> dict:
+    """Each metric's interval for one arm, as [low, high] (None without samples): Wilson for
+    the rates, order statistics for the percentiles, Student's t for the quality means."""
     n = samples.requests
+    return {
+        "level": level,
+        "error_rate": _pair(stats.rate_interval(sum(samples.errors), n, level)),
+        "timeout_rate": _pair(stats.rate_interval(sum(samples.timeouts), n, level)),
+        "latency_per_char_ms_p50": _pair(
+            stats.quantile_interval(samples.latency_per_char_ms, 0.5, level)
+        ),
+        "latency_per_char_ms_p95": _pair(
+            stats.quantile_interval(samples.latency_per_char_ms, 0.95, level)
+        ),
+        "rtf_p50": _pair(stats.quantile_interval(samples.rtf, 0.5, level)),
+        **{
+            name: _pair(stats.mean_interval(values, level))
+            for name, values in samples.quality.items()
+        },
+    }
+
+
+def summarize(samples: ArmSamples, *, intervals: bool = False) -> dict:
+    n = samples.requests
+    extra = {"intervals": intervals_of(samples)} if intervals else {}
     return {
         "requests": n,
         "errors": sum(samples.errors),
@@ -196,10 +227,13 @@ def summarize(samples: ArmSamples) -> dict:
             }
             for name, values in samples.quality.items()
         },
+        **extra,
     }
 
 
-def rollout_metrics(rollout: Rollout, since, until, tenant_ids=None) -> dict:
+def rollout_metrics(
+    rollout: Rollout, since, until, tenant_ids=None, *, intervals: bool = False
+) -> dict:
     arms = arm_samples(rollout, since, until, tenant_ids)
     versions = {CANDIDATE: rollout.candidate_id, STABLE: rollout.stable_id}
     return {
@@ -207,9 +241,34 @@ def rollout_metrics(rollout: Rollout, since, until, tenant_ids=None) -> dict:
         "since": since,
         "until": until,
         "versions": [
-            {"arm": arm, "version": versions[arm], **summarize(arms[arm])} for arm in arms
+            {"arm": arm, "version": versions[arm], **summarize(arms[arm], intervals=intervals)}
+            for arm in arms
         ],
     }
+
+
+def traffic_of(authority: Authority):
+    """Whose traffic the caller may see in metrics: a tenant its own, an operator everybody's
+    (None)."""
+    return None if authority.is_operator else [authority.tenant.pk]
+
+
+def rollout_metrics_for(
+    authority: Authority,
+    rollout: Rollout,
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    intervals: bool = False,
+) -> dict:
+    """Candidate and stable side by side over ``[since, until)`` (ISO 8601; default the
+    current step, up to the end of an ended rollout), on the caller's visible traffic."""
+    authority.require_read(rollout.tenant_id)
+    default_since, default_until = step_window(rollout)
+    start, end = parse_window(
+        since, until, default_since, default_until if rollout.ended_at else None
+    )
+    return rollout_metrics(rollout, start, end, traffic_of(authority), intervals=intervals)
 
 
 def version_metrics(version: ModelVersion, stable: ModelVersion | None, since, until, tenant_ids):

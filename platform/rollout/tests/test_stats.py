@@ -289,3 +289,18 @@ def test_all_ties_is_a_pass_not_a_crash():
 def test_rate_samples_must_be_zero_or_one():
     with pytest.raises(ValueError):
         judge([MetricSamples("errors", LOWER, [0, 2] * 50, [0, 1] * 50, MetricKind.RATE)], 1, 5, 10)
+
+
+def test_one_arms_intervals():
+    from rollout.stats import mean_interval, quantile_interval, rate_interval
+
+    assert rate_interval(0, 0) is None and quantile_interval([], 0.5) is None
+    low, high = rate_interval(5, 100)
+    assert 0.02 < low < 0.05 < high < 0.12
+    values = np.arange(1.0, 101.0)
+    low, high = quantile_interval(values, 0.5)
+    assert low < 50.5 < high and high - low < 25
+    assert quantile_interval([3.0, 4.0], 0.95) == (3.0, 4.0)  # too few: the range
+    low, high = mean_interval(values)
+    assert low < 50.5 < high
+    assert mean_interval([2.0]) == (2.0, 2.0)
