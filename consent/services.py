@@ -499,10 +499,17 @@ def revoke(
     *,
     context: RequestContext | None = None,
 ) -> ConsentRecord:
-    """Revoke at once (the tenant, or an operator at the talent's request)."""
+    """Revoke at once (the tenant, or an operator at the talent's request), with a written
+    reason: it is what the audit log and the evidence export tell an auditor later."""
     access.require(Scope.CONSENT_WRITE)
     if consent.status in ConsentRecord.ENDED:
         raise ConsentStateError(f"This consent is already {consent.status}.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidConsentRequest(
+            "A revocation needs a written reason (for example: the talent's request by email).",
+            code="reason_required",
+        )
     return _end(
         consent,
         ConsentRecord.Status.REVOKED,

@@ -3,6 +3,7 @@ import io
 import json
 
 import django_filters
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -23,10 +24,22 @@ class AuditEventFilter(TenantScopedFilterSet):
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     action = django_filters.CharFilter()
     action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
+    # Free-text searches, as a person types them: the actor's label (or exact id), and the
+    # target's type or frozen repr.
+    actor = django_filters.CharFilter(method="filter_actor")
+    target = django_filters.CharFilter(method="filter_target")
 
     class Meta:
         model = AuditEvent
         fields = ["action", "actor_type", "actor_id", "target_type", "target_id", "request_id"]
+
+    def filter_actor(self, queryset, name, value):
+        return queryset.filter(Q(actor_label__icontains=value) | Q(actor_id=value))
+
+    def filter_target(self, queryset, name, value):
+        return queryset.filter(
+            Q(target_type__icontains=value) | Q(target_repr__icontains=value) | Q(target_id=value)
+        )
 
 
 def _csv_lines(rows):
@@ -66,14 +79,13 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in ("jsonl", "csv"):
             raise ApiError("format must be jsonl or csv.", code="invalid_format")
-        events = self.filter_queryset(self.get_queryset()).order_by("seq")
-        audit.record(
-            "audit.export",
-            tenant=self.tenant,
-            request=request,
-            after={"format": fmt, "filters": dict(request.query_params.lists())},
+        rows = audit.export_rows(
+            self.tenant,
+            self.filter_queryset(self.get_queryset()),
+            fmt,
+            filters=dict(request.query_params.lists()),
+            context=audit.context_from_request(request),
         )
-        rows = (audit.export_row(event) for event in events.iterator())
         if fmt == "csv":
             response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv")
         else:
