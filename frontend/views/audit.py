@@ -16,8 +16,7 @@ from django.views.decorators.http import require_GET
 from audit import services as audit
 from audit.api.views import AuditEventFilter
 from audit.models import AuditEvent
-from frontend.compliance_forms import ComplianceForm
-from frontend.console import console_view, csv_response, paginate, render_page
+from frontend.console import ConsoleForm, console_view, csv_response, paginate, render_page
 from tenancy.roles import Scope
 
 # The filters the console shows; the API's others (request_id, actor_type…) work in the URL.
@@ -26,7 +25,7 @@ SHOWN_FILTERS = ("actor", "action", "target", "since", "until")
 
 class ConsoleAuditFilter(AuditEventFilter):
     class Meta(AuditEventFilter.Meta):
-        form = ComplianceForm
+        form = ConsoleForm
 
     def __init__(self, data=None, *args, actions=(), **kwargs):
         super().__init__(data, *args, **kwargs)

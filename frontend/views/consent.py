@@ -20,8 +20,7 @@ from consent import services
 from consent.models import ConsentEvidence, ConsentRecord, VoiceTalent
 from core.errors import ApiError
 from core.storage import StorageError, get_storage
-from frontend.compliance_forms import ComplianceForm
-from frontend.console import console_view, csv_response, paginate, render_page
+from frontend.console import ConsoleForm, console_view, csv_response, paginate, render_page
 from tenancy.roles import Scope
 from voices.models import FineTuneJob, TrainingRecording, Voice, VoiceVersion
 from voices.services import catalogue
@@ -36,7 +35,7 @@ AUDIO_TYPES = (
 )
 
 
-class ConsentFilterForm(ComplianceForm):
+class ConsentFilterForm(ConsoleForm):
     status = forms.ChoiceField(
         required=False, choices=[("", "Any status"), *ConsentRecord.Status.choices]
     )
@@ -50,7 +49,7 @@ class ConsentFilterForm(ComplianceForm):
         self.fields["talent"].queryset = VoiceTalent.objects.for_tenant(tenant).order_by("name")
 
 
-class RevokeForm(ComplianceForm):
+class RevokeForm(ConsoleForm):
     reason = forms.CharField(
         label="Reason",
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -20,7 +20,6 @@ from django.urls import path, reverse
 from frontend import charts
 from frontend.console import (
     ConsoleForm,
-    ConsoleFormRenderer,
     console_view,
     paginate,
     render_page,
@@ -92,17 +91,8 @@ def describe_rollout(rollout: Rollout, labels: dict[str, str]) -> dict:
 # Forms -----------------------------------------------------------------------------------------
 
 
-class FieldErrorsRenderer(ConsoleFormRenderer):
-    # Gives the frame's field template the errors and help it expects (see the template).
-    field_template_name = "frontend/rollouts/field.html"
-
-
 class RolloutForm(ConsoleForm):
-    default_renderer = FieldErrorsRenderer
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
+    pass
 
 
 class ReasonForm(RolloutForm):

@@ -5,14 +5,13 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.urls import path
 
-from frontend.compliance_forms import ComplianceForm
-from frontend.console import console_view, render_page
+from frontend.console import ConsoleForm, console_view, render_page
 from speech import audio
 from synthesis import watermarking
 from tenancy.roles import Scope
 
 
-class TraceForm(ComplianceForm):
+class TraceForm(ConsoleForm):
     file = forms.FileField(
         label="Audio file",
         help_text="WAV, MP3, OGG, Opus, FLAC, M4A or WebM.",

@@ -122,6 +122,16 @@
     });
   }
 
+  // A form answered with 400 is the same form with its errors next to the fields: swap it in
+  // like a 200 (htmx 2 drops 4xx answers by default), so htmx and no-JS behave alike.
+  function onBeforeSwap(event) {
+    const status = event.detail.xhr.status;
+    if (status === 400 || status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  }
+
   function init(root) {
     drawCharts(root);
     tickCountdowns();
@@ -131,6 +141,7 @@
   document.addEventListener("submit", onSubmit, true);
   document.addEventListener("change", onChange);
   document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:beforeSwap", onBeforeSwap);
   document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
   setInterval(tickCountdowns, 1000);
 })();
