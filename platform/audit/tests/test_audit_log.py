@@ -63,6 +63,7 @@ def test_member_changes_and_logins_are_audited(tenant, make_member, client):
     assert actions(tenant)[-3:] == ["member.add", "auth.login_failed", "auth.login"]
     failed = AuditEvent.objects.for_tenant(tenant).get(action="auth.login_failed")
     assert failed.actor_label == "dev@example.com" and failed.target_id == str(user.pk)
+    client.logout()  # a signed-in member who opens the sign-in page is sent to the console
     client.post("/console/login/", {"username": "nobody@example.com", "password": "x"})
     assert AuditEvent.dangerously_unscoped.filter(
         tenant=None, action="auth.login_failed", actor_label="nobody@example.com"
