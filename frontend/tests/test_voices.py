@@ -532,3 +532,15 @@ def test_ready_voice_detail_shows_consent_versions_and_playground(manager, tenan
     html = manager.get(url(tenant, voice)).content.decode()
     assert "Verified" in html and "v1" in html and "Active" in html
     assert url(tenant, voice, "playground") in html
+
+
+def test_playground_is_rate_limited_like_the_api(client, make_tenant, make_member):
+    tenant = make_tenant("ratey", requests_per_minute_per_key=1)
+    client.force_login(make_member(tenant, "brand_manager"))
+    voice = draft_voice(tenant)
+    data = {"voice": voice.slug, "text": "Hello.", "emotion": "neutral", "speed": "1", "pitch": "0"}
+    first = client.post(url(tenant, voice, "playground"), data)
+    assert first.status_code == 409  # counted, then refused: the voice is not ready
+    second = client.post(url(tenant, voice, "playground"), data)
+    assert second.status_code == 429
+    assert "Rate limit exceeded" in second.content.decode()

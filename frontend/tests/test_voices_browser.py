@@ -37,7 +37,7 @@ def test_brand_manager_enrols_a_voice_and_hears_it(
     tenant.save(update_fields=["legal_name"])
     make_member(tenant, "brand_manager", email=EMAIL)
 
-    # --- the list, empty: the way in -----------------------------------------------------------
+    # --- the list, empty: the way in --------------------------------------------------------------
     sign_in(page, live_server, EMAIL)
     page.click("nav >> text=Voices")
     assert "Enrol your first brand voice" in page.inner_text("main")
@@ -45,7 +45,7 @@ def test_brand_manager_enrols_a_voice_and_hears_it(
     assert_accessible(page)
     page.click("main a.button:has-text('Enrol your first brand voice')")
 
-    # --- 1. the talent and the voice -------------------------------------------------------------
+    # --- 1. the talent and the voice --------------------------------------------------------------
     assert page.locator(".steps [aria-current=step]").inner_text() == "Talent"
     page.fill("#id_talent_name", TALENT_NAME)
     page.fill("#id_talent_email", "dana@example.com")
@@ -55,7 +55,7 @@ def test_brand_manager_enrols_a_voice_and_hears_it(
     page.wait_for_url("**/recordings/")
     voice = Voice.objects.for_tenant(tenant).get(slug="dana")
 
-    # --- 2. training recordings: a zip, checked on the worker, reported per file ---------------
+    # --- 2. training recordings: a zip, checked on the worker, reported per file ------------------
     archive = tmp_path / "dataset.zip"
     archive.write_bytes(dataset_zip(DEV, TRAIN))
     page.set_input_files("#id_files", str(archive))
@@ -69,7 +69,7 @@ def test_brand_manager_enrols_a_voice_and_hears_it(
     assert "clips/00.wav" in report and "Accepted" in report
     screenshot(page, "voice-training")
 
-    # --- 3. the statement --------------------------------------------------------------------------
+    # --- 3. the statement -------------------------------------------------------------------------
     page.click("main a:has-text('Next: consent statement')")
     page.click("main button:has-text('Request the statement')")
     page.wait_for_selector("blockquote.statement mark.challenge")
@@ -112,16 +112,14 @@ def test_brand_manager_enrols_a_voice_and_hears_it(
     screenshot(studio, "voice-recording")
     studio.click("main button:has-text('Submit the recording')")
 
-    # --- 5. verification (polled by htmx) ------------------------------------------------------------
+    # --- 5. verification (polled by htmx) ---------------------------------------------------------
     studio.wait_for_url("**/verification/")
-    studio.wait_for_selector(
-        "#consent-status.verified, #consent-status.rejected", timeout=LONG
-    )
+    studio.wait_for_selector("#consent-status.verified, #consent-status.rejected", timeout=LONG)
     result = studio.inner_text("#verification")
     assert "Verified" in studio.inner_text("#consent-status"), result
     assert "Pass" in result
 
-    # --- 6. the fine-tune, its progress moving -------------------------------------------------------
+    # --- 6. the fine-tune, its progress moving ----------------------------------------------------
     page.goto(f"{live_server.url}/console/{tenant.slug}/voices/{voice.pk}/")
     page.wait_for_url("**/fine-tune/")  # resumes at the next step
     page.fill("#id_steps", "300")
@@ -135,14 +133,12 @@ def test_brand_manager_enrols_a_voice_and_hears_it(
         seen.add(page.get_attribute("#fine-tune-bar", "value"))
         if status not in ("Queued", "Running"):
             break
-        if "train" in page.inner_text("#fine-tune") and "voice-training-progress" not in seen:
-            seen.add("voice-training-progress")
         time.sleep(1)
     assert page.inner_text("#fine-tune-status") == "Succeeded", page.inner_text("#fine-tune")
     assert len(seen) > 2, seen  # the bar moved between polls
     assert page.get_attribute("#fine-tune-bar", "value") == "100.0"
 
-    # --- 7. evaluation ------------------------------------------------------------------------------
+    # --- 7. evaluation ----------------------------------------------------------------------------
     page.click("main a:has-text('Next: evaluation')")
     table = page.inner_text("#evaluation").lower()
     assert "speaker similarity" in table and "stock voice" in table
@@ -161,6 +157,16 @@ def test_brand_manager_enrols_a_voice_and_hears_it(
     assert _duration(page, "#clip-audio") > 1.0 and _duration(page, "#compare-audio") > 1.0
     assert_accessible(page)
     screenshot(page, "voice-playground")
+    # What the console served is the stored clip, watermarked like every clip leaving Timbre.
+    clip = page.evaluate(
+        "async s => { const r = await fetch(document.querySelector(s).src);"
+        " return Array.from(new Uint8Array(await r.arrayBuffer())); }",
+        "#clip-audio",
+    )
+    samples, sr = audio.decode(bytes(clip))
+    from synthesis.watermarking import detect_samples
+
+    assert detect_samples(samples, sr)[1].verdict == "watermarked"
 
     page.click("nav >> text=Voices")
     assert "Ready" in page.inner_text("main table")

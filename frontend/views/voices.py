@@ -451,9 +451,10 @@ def step_recordings(request, console, enrolment):
                         context=console.audit_context,
                     )
             except ApiError as exc:
-                form.add_service_error(exc) if exc.error_code in form.error_fields else (
+                if exc.error_code in form.error_fields:
+                    form.add_service_error(exc)
+                else:  # the file itself: too large, not a safe zip, empty...
                     form.add_error("files", exc.message)
-                )
             else:
                 return redirect("frontend:voices-step", console.tenant.slug, voice.pk, "recordings")
         status = 400
