@@ -18,7 +18,6 @@ from synthesis.api.serializers import SynthesisRequestSerializer, SynthesizeSeri
 from synthesis.models import SynthesisRequest
 from synthesis.webhooks import check_url
 from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
-from tenancy.models import ApiKey
 from tenancy.roles import Scope
 
 # Worker-side failures and the HTTP status they surface as.
@@ -57,8 +56,7 @@ def submit_from(view, params: services.SynthesisParams) -> SynthesisRequest:
     request = view.request
     if params.webhook_url:
         check_url(params.webhook_url)
-    api_key = request.auth if isinstance(request.auth, ApiKey) else None
-    return services.submit(view.tenant, api_key, params, request.request_id)
+    return services.submit_as(view.access, params, request.request_id)
 
 
 def streaming_response(job: SynthesisRequest) -> HttpResponse:

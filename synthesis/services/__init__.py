@@ -15,6 +15,7 @@ from synthesis.services.admission import (
     billable_characters,
     dispatch,
     submit,
+    submit_as,
     validate,
 )
 from synthesis.services.pipeline import fail, fail_stuck_requests, run, succeed
@@ -39,6 +40,7 @@ __all__ = [
     "run",
     "stream_timeout",
     "submit",
+    "submit_as",
     "succeed",
     "time_out",
     "validate",

@@ -18,7 +18,9 @@ from speech import audio, text
 from speech.engines.base import SynthesisControls
 from synthesis.models import SynthesisRequest
 from synthesis.services.queueing import SYNTHESIZE_TASK, enqueue
+from tenancy.roles import Scope
 from tenancy.services import quotas
+from tenancy.services.access import Access
 from voices import services as voices
 
 DEFAULT_FORMAT = "wav"
@@ -67,6 +69,14 @@ def validate(tenant, params: SynthesisParams) -> tuple[SynthesisControls, int]:
             details={"allowed": list(audio.VALID_SAMPLE_RATES)},
         )
     return controls, billable_characters(params.text)
+
+
+def submit_as(access: Access, params: SynthesisParams, request_id: str) -> SynthesisRequest:
+    """`submit` for whoever `access` is: an API key (its own quotas and limits) or a signed-in
+    member (the console, the session API), who draws on the tenant's quotas. The same scope,
+    validation, voice and consent checks, quota reservation and worker path either way."""
+    access.require(Scope.SYNTHESIZE)
+    return submit(access.tenant, access.api_key, params, request_id)
 
 
 def submit(tenant, api_key, params: SynthesisParams, request_id: str) -> SynthesisRequest:

@@ -23,8 +23,6 @@ from voices.api.serializers import (
 from voices.models import FineTuneJob, TrainingRecording, Voice, VoiceVersion
 from voices.services import catalogue, datasets, training
 
-ZIP_MAGIC = b"PK\x03\x04"
-
 
 class VoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Voices this tenant may synthesize with (its own and the stock voices), and the
@@ -108,31 +106,27 @@ class VoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         upload = uploaded_file(request)
         head = upload.read(4)
         upload.seek(0)
-        if head == ZIP_MAGIC:
-            if upload.size > settings.DATASET_MAX_UPLOAD_BYTES:
-                raise datasets.InvalidUpload(
-                    f"The archive is larger than {settings.DATASET_MAX_UPLOAD_BYTES} bytes.",
-                    code="file_too_large",
-                    status_code=413,
-                )
-            rows = datasets.upload_archive(
-                self.access, voice, data=upload.read(), context=self.audit_context
+        # Refused before the body is read into memory (Django spooled it to disk).
+        limit = (
+            settings.DATASET_MAX_UPLOAD_BYTES
+            if head == datasets.ZIP_MAGIC
+            else settings.TRAINING_MAX_RECORDING_BYTES
+        )
+        if upload.size > limit:
+            what = "archive" if head == datasets.ZIP_MAGIC else "recording"
+            raise datasets.InvalidUpload(
+                f"The {what} is larger than {limit} bytes.",
+                code="file_too_large",
+                status_code=413,
             )
-        else:
-            if upload.size > settings.TRAINING_MAX_RECORDING_BYTES:
-                raise datasets.InvalidUpload(
-                    f"The recording is larger than {settings.TRAINING_MAX_RECORDING_BYTES} bytes.",
-                    code="file_too_large",
-                    status_code=413,
-                )
-            rows = datasets.upload_recording(
-                self.access,
-                voice,
-                data=upload.read(),
-                filename=upload.name or "recording",
-                transcript=request.data.get("transcript", ""),
-                context=self.audit_context,
-            )
+        rows = datasets.upload_file(
+            self.access,
+            voice,
+            data=upload.read(),
+            filename=upload.name or "recording",
+            transcript=request.data.get("transcript", ""),
+            context=self.audit_context,
+        )
         return Response(
             TrainingRecordingSerializer(rows, many=True).data, status=status.HTTP_202_ACCEPTED
         )

@@ -138,6 +138,27 @@ def upload_recording(
     return _store_uploads(access, voice, [(filename or "recording", data, transcript)], context)
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def upload_file(
+    access: Access,
+    voice: Voice,
+    *,
+    data: bytes,
+    filename: str,
+    transcript: str = "",
+    context: RequestContext | None = None,
+) -> list[TrainingRecording]:
+    """One uploaded file: a zip with metadata.csv (by its content, never its name) or a single
+    recording with its transcript."""
+    if data[:4] == ZIP_MAGIC:
+        return upload_archive(access, voice, data=data, context=context)
+    return upload_recording(
+        access, voice, data=data, filename=filename, transcript=transcript, context=context
+    )
+
+
 def upload_archive(
     access: Access, voice: Voice, *, data: bytes, context: RequestContext | None = None
 ) -> list[TrainingRecording]:
