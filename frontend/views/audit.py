@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from audit import services as audit
-from audit.api.views import AuditEventFilter
+from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 from frontend.console import ConsoleForm, console_view, csv_response, paginate, render_page
 from tenancy.roles import Scope

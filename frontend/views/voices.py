@@ -28,7 +28,6 @@ from core.errors import ApiError
 from frontend.console import ConsoleForm, console_view, paginate, render_page
 from speech import audio as speech_audio
 from synthesis import services as synthesis
-from synthesis.api.views import failure_error
 from synthesis.models import SynthesisRequest
 from tenancy.roles import Scope
 from tenancy.services import ratelimits
@@ -756,7 +755,7 @@ def _synthesize(request, console, slug: str, form: PlaygroundForm) -> SynthesisR
     )
     job = synthesis.wait(job)
     if job.status != SynthesisRequest.Status.SUCCEEDED:
-        raise failure_error(job)
+        raise synthesis.failure_error(job)
     return job
 
 

@@ -10,7 +10,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.errors import ApiError, Conflict
+from core.errors import Conflict
 from core.filters import TenantScopedFilterSet
 from speech import audio
 from synthesis import channels, services
@@ -19,37 +19,6 @@ from synthesis.models import SynthesisRequest
 from synthesis.webhooks import check_url
 from tenancy.api.base import TenantScopedAPIView, TenantScopedViewSet
 from tenancy.roles import Scope
-
-# Worker-side failures and the HTTP status they surface as.
-FAILURE_STATUS = {
-    "watermark_failed": 422,
-    "text_empty": 400,
-    "text_unspeakable": 400,
-    "synthesis_timeout": 504,
-    "worker_lost": 503,
-    "synthesis_failed": 500,
-}
-
-
-def job_headers(job: SynthesisRequest) -> dict[str, str]:
-    headers = {
-        "X-Synthesis-Id": str(job.pk),
-        "X-Model-Version": job.model_version,
-        "X-Characters-Billed": str(job.characters if job.status != "failed" else 0),
-    }
-    if job.assignment_reason:
-        # Why this version (rollout.assignment.Reason): canary, stable, pinned, requested...
-        headers["X-Model-Assignment"] = job.assignment_reason
-    return headers
-
-
-def failure_error(job: SynthesisRequest) -> ApiError:
-    return ApiError(
-        job.error_message or "Synthesis failed.",
-        code=job.error_code,
-        status_code=FAILURE_STATUS.get(job.error_code, 500),
-        headers=job_headers(job),
-    )
 
 
 def submit_from(view, params: services.SynthesisParams) -> SynthesisRequest:
@@ -70,7 +39,7 @@ def streaming_response(job: SynthesisRequest) -> HttpResponse:
         return finished_response(services.time_out(job), "audio")
     if first.kind == channels.END:
         job.refresh_from_db()
-        raise failure_error(job)
+        raise services.failure_error(job)
 
     def body():
         yield first.data
@@ -83,14 +52,14 @@ def streaming_response(job: SynthesisRequest) -> HttpResponse:
             raise  # the status line is sent: break the connection so the client sees it
 
     response = StreamingHttpResponse(body(), content_type=audio.CONTENT_TYPES[job.format])
-    for name, value in job_headers(job).items():
+    for name, value in services.job_headers(job).items():
         response[name] = value
     return response
 
 
 def finished_response(job: SynthesisRequest, delivery: str) -> HttpResponse:
     if job.status != SynthesisRequest.Status.SUCCEEDED:
-        raise failure_error(job)
+        raise services.failure_error(job)
     if delivery == "url":
         data = SynthesisRequestSerializer(job).data
         data["audio_url"] = services.download_url(job)
@@ -103,7 +72,7 @@ def finished_response(job: SynthesisRequest, delivery: str) -> HttpResponse:
             f'inline; filename="{job.pk}.{audio.FILE_EXTENSIONS[job.format]}"'
         )
     response["X-Audio-Duration"] = str(job.audio_seconds)
-    for name, value in job_headers(job).items():
+    for name, value in services.job_headers(job).items():
         response[name] = value
     return response
 
@@ -154,7 +123,7 @@ class SynthesizeView(TenantScopedAPIView):
                 SynthesisRequestSerializer(job).data, status=status.HTTP_202_ACCEPTED
             )
             response["Location"] = f"/api/v1/synthesis-requests/{job.pk}"
-            for name, value in job_headers(job).items():
+            for name, value in services.job_headers(job).items():
                 response[name] = value
             return response
         if job.mode == SynthesisRequest.Mode.STREAM:
@@ -193,14 +162,14 @@ class SynthesisRequestViewSet(
         data = SynthesisRequestSerializer(job).data
         if job.status == SynthesisRequest.Status.SUCCEEDED:
             data["audio_url"] = services.download_url(job)
-        return Response(data, headers=job_headers(job))
+        return Response(data, headers=services.job_headers(job))
 
     @extend_schema(responses={302: OpenApiResponse(description="Redirect to the audio")})
     @action(detail=True, methods=["get"])
     def audio(self, request, *args, **kwargs):
         job = self.get_object()
         if job.status == SynthesisRequest.Status.FAILED:
-            raise failure_error(job)
+            raise services.failure_error(job)
         if job.status != SynthesisRequest.Status.SUCCEEDED:
             raise Conflict("The audio is not ready yet.", code="not_ready")
-        return HttpResponseRedirect(services.download_url(job), headers=job_headers(job))
+        return HttpResponseRedirect(services.download_url(job), headers=services.job_headers(job))

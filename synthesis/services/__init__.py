@@ -22,6 +22,8 @@ from synthesis.services.pipeline import fail, fail_stuck_requests, run, succeed
 from synthesis.services.results import (
     audio_bytes,
     download_url,
+    failure_error,
+    job_headers,
     stream_timeout,
     time_out,
     wait,
@@ -35,6 +37,8 @@ __all__ = [
     "billable_characters",
     "dispatch",
     "download_url",
+    "failure_error",
+    "job_headers",
     "fail",
     "fail_stuck_requests",
     "run",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from core.errors import ApiError
 from core.storage import get_storage
 from speech import audio
 from synthesis import channels
@@ -40,3 +41,35 @@ def audio_bytes(job: SynthesisRequest) -> bytes:
 def download_url(job: SynthesisRequest) -> str:
     filename = f"{job.pk}.{audio.FILE_EXTENSIONS[job.format]}"
     return get_storage().url(job.audio_key, filename=filename)
+
+
+# Worker-side failures and the HTTP status they surface as.
+FAILURE_STATUS = {
+    "watermark_failed": 422,
+    "text_empty": 400,
+    "text_unspeakable": 400,
+    "synthesis_timeout": 504,
+    "worker_lost": 503,
+    "synthesis_failed": 500,
+}
+
+
+def job_headers(job: SynthesisRequest) -> dict[str, str]:
+    headers = {
+        "X-Synthesis-Id": str(job.pk),
+        "X-Model-Version": job.model_version,
+        "X-Characters-Billed": str(job.characters if job.status != "failed" else 0),
+    }
+    if job.assignment_reason:
+        # Why this version (rollout.assignment.Reason): canary, stable, pinned, requested...
+        headers["X-Model-Assignment"] = job.assignment_reason
+    return headers
+
+
+def failure_error(job: SynthesisRequest) -> ApiError:
+    return ApiError(
+        job.error_message or "Synthesis failed.",
+        code=job.error_code,
+        status_code=FAILURE_STATUS.get(job.error_code, 500),
+        headers=job_headers(job),
+    )
