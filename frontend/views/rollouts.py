@@ -262,6 +262,10 @@ def _samples(arm: dict, key: str) -> int:
     return arm["requests"]
 
 
+def _short(value) -> str:
+    return "no value" if value is None else f"{value:.3g}"
+
+
 def _scaled(value, scale):
     return None if value is None else round(value * scale, 4)
 
@@ -289,7 +293,8 @@ def metric_rows(metrics: dict) -> tuple[list[dict], list]:
         if any(c["low"] is not None for c in cells):
             title = f"{label}{f' ({unit})' if unit else ''}"
             summary = "; ".join(
-                f"{name}: {c['value']} ({c['low']} to {c['high']}, n={c['samples']})"
+                f"{name}: {_short(c['value'])} ({_short(c['low'])} to {_short(c['high'])}, "
+                f"n={c['samples']})"
                 if c["low"] is not None
                 else f"{name}: no data"
                 for name, c in zip(("Candidate", "Stable"), cells, strict=True)
