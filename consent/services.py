@@ -26,6 +26,7 @@ from core.errors import ApiError, Conflict, NotFound
 from core.queueing import enqueue
 from core.scoping import tenant_context
 from core.storage import get_storage, tenant_key
+from speech import audio
 from speech import consent as speech_consent
 from tenancy.roles import Scope
 from tenancy.services import quotas
@@ -213,6 +214,15 @@ def submit_recording(
         )
     if not data:
         raise InvalidConsentRequest("The recording is empty.", code="empty_upload")
+    if not audio.looks_like_audio(data):
+        # Refused before it is stored or charged; audio that only fails to decode later is
+        # rejected by verification, with evidence.
+        raise InvalidConsentRequest(
+            "The recording is not an audio file Timbre can read (WAV, FLAC, MP3, OGG/Opus, "
+            "WebM or M4A).",
+            code="unsupported_audio_format",
+            status_code=415,
+        )
     now = timezone.now()
     sha = hashlib.sha256(data).hexdigest()
     if now > consent.statement_expires_at:

@@ -86,3 +86,44 @@ def test_login_form_is_csrf_protected(tenant, make_member):
     strict = Client(enforce_csrf_checks=True)
     response = strict.post("/console/login/", {"username": "csrf@example.com", "password": "x"})
     assert response.status_code == 403 and b"expired" in response.content
+
+
+def test_a_member_of_another_tenant_sees_none_of_its_pages(
+    client, tenant, other_tenant, make_member
+):
+    from django.urls import reverse
+
+    from frontend.console import NAV
+
+    client.force_login(make_member(other_tenant, "owner"))
+    for item in NAV:
+        mine = client.get(reverse(item.url_name, args=[other_tenant.slug]))
+        theirs = client.get(reverse(item.url_name, args=[tenant.slug]))
+        unknown = client.get(reverse(item.url_name, args=["no-such-tenant"]))
+        assert mine.status_code == 200, item.url_name
+        assert theirs.status_code == unknown.status_code == 404, item.url_name
+        assert theirs.content == unknown.content  # a foreign tenant reads as an unknown one
+
+
+def test_tenant_switcher_keeps_the_section_and_refuses_foreign_tenants(
+    client, make_tenant, make_member
+):
+    from tenancy.services import tenants
+    from tenancy.services.access import Access
+    from tests.fixtures import test_context
+
+    first, second, foreign = make_tenant("north"), make_tenant("south"), make_tenant("west")
+    user = make_member(first, "owner")
+    tenants.add_member(Access.operator(second), user, "auditor", context=test_context())
+    client.force_login(user)
+    assert client.get("/console/").status_code == 200  # two tenants: the picker
+    page = client.get(f"/console/{first.slug}/usage/")
+    assert b'id="tenant-switcher"' in page.content
+    switched = client.post(
+        "/console/switch/", {"tenant": second.slug, "next": f"/console/{first.slug}/usage/"}
+    )
+    assert switched.status_code == 302 and switched["Location"] == f"/console/{second.slug}/usage/"
+    refused = client.post("/console/switch/", {"tenant": foreign.slug, "next": "/console/"})
+    assert refused["Location"] == "/console/"
+    offsite = client.post("/console/switch/", {"tenant": second.slug, "next": "https://evil.test/"})
+    assert offsite["Location"] == f"/console/{second.slug}/"

@@ -251,12 +251,33 @@ def test_consent_recording_errors(manager, tenant, settings):
     too_few = manager.post(step, {"file": SimpleUploadedFile("c.wav", wav_bytes())})
     assert too_few.status_code == 400 and "training recordings" in too_few.content.decode()
     accepted(tenant, voice, 3)
+    text = manager.post(step, {"file": SimpleUploadedFile("c.wav", b"not audio at all " * 20)})
+    assert text.status_code == 400 and "not an audio file" in (
+        text.content.decode().split('id="id_file_error"')[1]
+    )
     settings.CONSENT_MAX_RECORDING_BYTES = 1024
     big = manager.post(step, {"file": SimpleUploadedFile("c.wav", wav_bytes())})
     assert (
         big.status_code == 400
         and "larger than" in big.content.decode().split('id="id_file_error"')[1]
     )
+
+
+def test_the_api_refuses_a_consent_recording_that_is_not_audio_like_the_console(
+    tenant, api
+):
+    voice = draft_voice(tenant)
+    consent = statement(tenant, voice)
+    accepted(tenant, voice, 3)
+    response = api.post(
+        f"/api/v1/consents/{consent.pk}/recording",
+        {"file": SimpleUploadedFile("c.wav", b"<html>not audio</html>" * 10)},
+        format="multipart",
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_audio_format"
+    consent.refresh_from_db()
+    assert consent.status == ConsentRecord.Status.PENDING and not consent.recording_key
 
 
 def test_expired_statement_recording_is_refused_next_to_the_field(manager, tenant):

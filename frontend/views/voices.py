@@ -508,6 +508,7 @@ class ConsentRecordingForm(ConsoleForm):
     error_fields = {
         "file_too_large": "file",
         "empty_upload": "file",
+        "unsupported_audio_format": "file",
         "statement_expired": "file",
         "training_audio_required": None,
         "invalid_consent_state": None,
@@ -528,6 +529,8 @@ def step_recording(request, console, enrolment):
         elif form.is_valid():
             upload = form.cleaned_data["file"]
             try:
+                # The service refuses the same; checked on the size first so that an
+                # oversized upload is never read into memory.
                 if upload.size > settings.CONSENT_MAX_RECORDING_BYTES:
                     raise consent_services.InvalidConsentRequest(
                         f"The recording is larger than "

@@ -298,7 +298,9 @@ _AUDIO_MAGIC = (
 )
 
 
-def _looks_like_audio(data: bytes) -> bool:
+def looks_like_audio(data: bytes) -> bool:
+    """Whether the bytes start like an audio container or stream we decode (by content, not
+    name): a cheap check before storing an upload; decoding may still fail on corrupt data."""
     if any(data[off : off + len(m)] == m for off, m in _AUDIO_MAGIC):
         return True
     # MPEG audio frame sync (11 set bits) at the very start
@@ -362,7 +364,7 @@ def _decode_ffmpeg(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]
         if not audio:
             if streams or info.get("format"):
                 raise AudioError("audio_unsupported_format", "the file has no audio stream")
-            if _looks_like_audio(data):
+            if looks_like_audio(data):
                 raise AudioError("audio_corrupt", "the audio data could not be decoded")
             raise AudioError(
                 "audio_unsupported_format", "the data is not in a recognised audio format"
