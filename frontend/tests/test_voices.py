@@ -252,8 +252,9 @@ def test_consent_recording_errors(manager, tenant, settings):
     assert too_few.status_code == 400 and "training recordings" in too_few.content.decode()
     accepted(tenant, voice, 3)
     text = manager.post(step, {"file": SimpleUploadedFile("c.wav", b"not audio at all " * 20)})
-    assert text.status_code == 400 and "not an audio file" in (
-        text.content.decode().split('id="id_file_error"')[1]
+    assert (
+        text.status_code == 400
+        and "not an audio file" in (text.content.decode().split('id="id_file_error"')[1])
     )
     settings.CONSENT_MAX_RECORDING_BYTES = 1024
     big = manager.post(step, {"file": SimpleUploadedFile("c.wav", wav_bytes())})
@@ -263,9 +264,7 @@ def test_consent_recording_errors(manager, tenant, settings):
     )
 
 
-def test_the_api_refuses_a_consent_recording_that_is_not_audio_like_the_console(
-    tenant, api
-):
+def test_the_api_refuses_a_consent_recording_that_is_not_audio_like_the_console(tenant, api):
     voice = draft_voice(tenant)
     consent = statement(tenant, voice)
     accepted(tenant, voice, 3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -158,17 +158,34 @@ def api_exception_handler(exc, context):
     return response
 
 
+def _error_page(request, status_code: int, code: str, message: str, template: str):
+    """API clients get the JSON shape; people in a browser (the console) get a page, never a
+    traceback or a JSON blob."""
+    if wants_json(request):
+        return error_response(request, status_code, code, message)
+    from django.shortcuts import render
+
+    return render(request, template, {"message": message}, status=status_code)
+
+
 def handler404(request, exception=None):
-    return error_response(request, 404, "not_found", "The requested resource was not found.")
+    return _error_page(
+        request, 404, "not_found", "The requested resource was not found.", "404.html"
+    )
 
 
 def handler500(request):
-    return error_response(request, 500, "server_error", "An internal error occurred.")
+    # Rendered without a context processor's help: the page must not fail in its turn.
+    if wants_json(request):
+        return error_response(request, 500, "server_error", "An internal error occurred.")
+    from django.template import loader
+
+    return HttpResponse(loader.get_template("500.html").render(), status=500)
 
 
 def handler400(request, exception=None):
-    return error_response(request, 400, "bad_request", "The request is invalid.")
+    return _error_page(request, 400, "bad_request", "The request is invalid.", "400.html")
 
 
 def handler403(request, exception=None):
-    return error_response(request, 403, "forbidden", "Access denied.")
+    return _error_page(request, 403, "forbidden", "Access denied.", "403.html")
