@@ -20,6 +20,7 @@ from django.core.paginator import Paginator
 from django.forms.renderers import DjangoTemplates
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django_ratelimit.core import get_usage
 
 from audit.services import RequestContext, context_from_request
 from core import scoping
@@ -203,6 +204,23 @@ def _cell(value) -> str:
     # A spreadsheet runs a cell that starts with = + - @ as a formula: quote it (CSV injection).
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def throttled(request, group: str, subject: str, *, per_ip="20/m", per_subject="10/m") -> int:
+    """Seconds to wait when this client, or anyone trying this `subject` (an account name, an
+    invitation link), has tried too often; 0 when the attempt may go ahead. Counts the attempt."""
+    windows = [
+        get_usage(request, group=f"{group}.ip", key="ip", rate=per_ip, increment=True),
+        get_usage(
+            request,
+            group=f"{group}.subject",
+            key=lambda g, r: subject,
+            rate=per_subject,
+            increment=True,
+        ),
+    ]
+    limited = [w for w in windows if w and w["should_limit"]]
+    return max(1, max(int(w["time_left"]) for w in limited)) if limited else 0
 
 
 def csv_response(filename: str, header: list[str], rows: Iterable[Iterable]) -> HttpResponse:

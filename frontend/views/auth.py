@@ -6,8 +6,8 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
-from django_ratelimit.core import get_usage
 
+from frontend.console import throttled
 from tenancy.services.access import memberships_of
 
 
@@ -19,19 +19,8 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         username = request.POST.get("username", "")[:200].lower()
-        windows = [
-            get_usage(request, group="console.login.ip", key="ip", rate="20/m", increment=True),
-            get_usage(
-                request,
-                group="console.login.user",
-                key=lambda g, r: username,
-                rate="10/m",
-                increment=True,
-            ),
-        ]
-        limited = [w for w in windows if w and w["should_limit"]]
-        if limited:
-            retry = max(1, max(int(w["time_left"]) for w in limited))
+        retry = throttled(request, "console.login", username)
+        if retry:
             response = render(
                 request,
                 "frontend/login.html",

@@ -15,11 +15,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from django_ratelimit.core import get_usage
 
 from audit.services import context_from_request
 from core.errors import ApiError, NotFound
-from frontend.console import ConsoleForm, console_view, paginate, render_page
+from frontend.console import ConsoleForm, console_view, paginate, render_page, throttled
 from tenancy.models import Invitation, Membership
 from tenancy.roles import Role, Scope
 from tenancy.services import tenants
@@ -217,25 +216,6 @@ def revoke_invitation(request, console, invitation_id):
 
 
 # --- The public accept page ---------------------------------------------------------------
-def _rate_limited(request, token: str) -> int | None:
-    """Seconds to wait, when this client or this link has tried too often (as sign-in)."""
-    token_key = hashlib.sha256(token.encode()).hexdigest()
-    windows = [
-        get_usage(request, group="console.invite.ip", key="ip", rate="20/m", increment=True),
-        get_usage(
-            request,
-            group="console.invite.token",
-            key=lambda g, r: token_key,
-            rate="10/m",
-            increment=True,
-        ),
-    ]
-    limited = [w for w in windows if w and w["should_limit"]]
-    if not limited:
-        return None
-    return max(1, max(int(w["time_left"]) for w in limited))
-
-
 def accept_invitation(request, token):
     invitation = tenants.pending_invitation(token)
     if invitation is None:
@@ -250,7 +230,8 @@ def accept_invitation(request, token):
     }
     if request.method != "POST":
         return render(request, "frontend/invite_accept.html", {**context, "form": AcceptForm()})
-    retry = _rate_limited(request, token)
+    # As sign-in: per client, and per link (its digest: the token itself is never a cache key).
+    retry = throttled(request, "console.invite", hashlib.sha256(token.encode()).hexdigest())
     if retry:
         response = render(
             request,
