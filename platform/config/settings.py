@@ -171,6 +171,11 @@ AUTH_PASSWORD_VALIDATORS = [
 # inviter is shown it once to pass on. Tests use locmem.
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Timbre <no-reply@localhost>")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 
 CONSOLE_URL_PREFIX = "console"
 # A console session ends CONSOLE_SESSION_AGE_S (8 hours) after sign-in.
