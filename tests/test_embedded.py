@@ -357,6 +357,16 @@ def test_api_docs_console_and_static_files(embedded):
             follow_redirects=True,
         )
         assert signed_in.status_code == 200 and "/console/login/" not in str(signed_in.url)
+        # Every main page works on the embedded SQLite database, as a new user first sees it.
+        from django.urls import reverse
+
+        from frontend.console import NAV
+
+        pages = [reverse(item.url_name, args=["demo"]) for item in NAV]
+        for path in pages:
+            page = web.get(path)
+            assert page.status_code == 200, (path, page.text[-500:])
+            assert "Traceback" not in page.text
 
 
 def _consent_of(embedded, tenant_slug: str) -> str:
