@@ -122,6 +122,16 @@ def test_bad_input_is_a_400_with_the_message_next_to_the_field(
     assert not ApiKey.objects.for_tenant(tenant).exists()
 
 
+def test_every_bad_field_is_reported_at_once(owner, tenant):
+    response = create(
+        owner, tenant, name=" ", allowed_ips="not-an-ip", monthly_character_limit="-1"
+    )
+    assert response.status_code == 400
+    assert "Give the key a name" in field_error(response, "name")
+    assert "Invalid IP" in field_error(response, "allowed_ips")
+    assert "0 or more" in field_error(response, "monthly_character_limit")
+
+
 def test_a_developer_cannot_grant_scopes_they_lack(client, tenant, make_member):
     client.force_login(make_member(tenant, "developer"))
     form = client.get(url(tenant, "new/")).content.decode()

@@ -93,8 +93,28 @@ class KeyFieldsForm(ConsoleForm):
         help_text="At most this many characters a month with this key. Empty: the plan's limit.",
     )
 
+    # The service's own validators, field by field, so that every bad field is reported at
+    # once; the service runs them again on save.
+    def clean_name(self):
+        return _validated(keys.validate_name, self.cleaned_data["name"])
+
     def clean_allowed_ips(self):
-        return split_networks(self.cleaned_data["allowed_ips"])
+        return _validated(
+            keys.validate_allowed_ips, split_networks(self.cleaned_data["allowed_ips"])
+        )
+
+    def clean_monthly_character_limit(self):
+        return _validated(
+            keys.validate_character_limit, self.cleaned_data["monthly_character_limit"]
+        )
+
+
+def _validated(validator, value):
+    try:
+        validator(value)
+    except ApiError as exc:
+        raise forms.ValidationError(exc.message) from exc
+    return value
 
 
 class CreateKeyForm(KeyFieldsForm):
