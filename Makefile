@@ -76,6 +76,7 @@ bench-control: deps services
 
 bench-synthesis: deps services
 	$(PY) bench/synthesis_api.py
+	$(PY) bench/prompt_cache.py
 
 bench-watermark: deps
 	$(PY) bench/watermark/run.py --builtin

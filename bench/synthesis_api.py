@@ -38,6 +38,9 @@ os.environ.setdefault("CACHE_KEY_PREFIX", f"bench-{RUN}")
 os.environ.setdefault("TIMBRE_VAR_DIR", f"/tmp/timbre-bench-{RUN}")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# The texts repeat: with the repeat-prompt cache on, most requests here would skip the engine.
+# bench/prompt_cache.py measures the cache.
+os.environ.setdefault("PROMPT_CACHE_ENABLED", "0")
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "platform")])
 
 TEXTS = {

@@ -56,6 +56,9 @@ class SynthesisRequest(TenantOwnedModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     queue_wait_ms = models.PositiveIntegerField(null=True, blank=True)
     synthesis_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The engine's output came from the repeat-prompt cache (synthesis_ms stays empty: the
+    # engine did not run, so the rollout guardrails take no latency sample from it).
+    prompt_cache_hit = models.BooleanField(default=False)
     encode_ms = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     webhook_url = models.URLField(max_length=500, blank=True)

@@ -100,9 +100,10 @@ def clean_cache():
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    prefix = settings.CACHES["default"]["KEY_PREFIX"]
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        client.delete(key)
+    for alias in ("default", "prompts"):
+        prefix = settings.CACHES[alias]["KEY_PREFIX"]
+        for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            client.delete(key)
     yield
 
 

@@ -42,6 +42,7 @@ STRIPPED = {
     "LOCAL_STORAGE_ROOT",
     "SYNTHESIS_QUEUE",
     "PORT",
+    "PROMPT_CACHE_ENABLED",
 }
 SENTENCES = (
     "Timbre runs on one machine for this test. The web server relays audio as the worker "
@@ -293,6 +294,9 @@ def test_native_sync_stream_and_async(embedded):
         samples, sr = decode(sync.content, "flac")
         assert plausible(len(samples) / sr, SENTENCES)
         assert float(sync.headers["x-audio-duration"]) == pytest.approx(len(samples) / sr, 0.05)
+        again = synthesize(client, SENTENCES, format="flac")  # the repeat-prompt cache, on files
+        assert again.headers["x-prompt-cache"] == "hit"
+        assert decode(again.content, "flac")[0].shape == samples.shape
 
         with client.stream(
             "POST",

@@ -15,3 +15,6 @@ os.environ.setdefault("CELERY_BROKER_KEYPREFIX", f"timbre-test-{RUN}:")
 os.environ.setdefault("CACHE_KEY_PREFIX", f"timbre-test-{RUN}")
 os.environ.setdefault("TIMBRE_VAR_DIR", f"/tmp/timbre-test-{RUN}")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Off unless a test turns it on (synthesis/tests/test_prompt_cache.py): repeated test sentences
+# would otherwise skip the engine, which many tests measure.
+os.environ.setdefault("PROMPT_CACHE_ENABLED", "0")

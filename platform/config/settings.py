@@ -157,10 +157,21 @@ if REDIS_URL:
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "timbre"),
         }
     }
+    # Repeat-prompt audio (synthesis.services.prompt_cache): its own prefix, entries with a TTL.
+    CACHES["prompts"] = {
+        **CACHES["default"],
+        "KEY_PREFIX": CACHES["default"]["KEY_PREFIX"] + "-prompts",
+    }
 else:
     # Embedded mode serves from one process, so a per-process cache counts correctly.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+    # Files, so that the web process and the worker share them.
+    CACHES["prompts"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "prompt-cache"),
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -292,6 +303,12 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 # --- Synthesis and watermarking -----------------------------------------------------------
 # The queue synthesis jobs go to (`gpu` workers; a CPU worker serves it where there is no GPU).
 SYNTHESIS_QUEUE = env("SYNTHESIS_QUEUE", "gpu")
+# Repeat-prompt cache (synthesis.services.prompt_cache): the engine's unmarked output for text a
+# tenant asks for again; clips longer than PROMPT_CACHE_MAX_SECONDS are not kept.
+PROMPT_CACHE_ENABLED = env_bool("PROMPT_CACHE_ENABLED", True)
+PROMPT_CACHE_MAX_SECONDS = env_int("PROMPT_CACHE_MAX_SECONDS", 15)
+PROMPT_CACHE_TTL_S = env_int("PROMPT_CACHE_TTL_S", 24 * 3600)
+PROMPT_CACHE_MAX_ENTRIES = env_int("PROMPT_CACHE_MAX_ENTRIES", 200)  # per tenant per TTL period
 # The speech library reads no environment: these are passed to it by the apps' glue.
 SYNTHESIS_ENGINE_CACHE_SIZE = env_int("SYNTHESIS_ENGINE_CACHE_SIZE", 3)  # engines per worker
 TIMBRE_ONNX_THREADS = env_int("TIMBRE_ONNX_THREADS", 1)  # per engine; scale with processes

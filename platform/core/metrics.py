@@ -46,6 +46,11 @@ ERRORS = Counter(
     "Failed synthesis requests by error code (timeouts are synthesis_timeout).",
     (*SYNTHESIS_LABELS, "code"),
 )
+PROMPT_CACHE = Counter(
+    "timbre_prompt_cache_lookups",
+    "Repeat-prompt cache lookups by result (hit: the engine did not run).",
+    ("result",),
+)
 LATENCY = Histogram(
     "timbre_synthesis_latency_seconds",
     "Engine time of one request (synthesis, without queueing and encoding).",

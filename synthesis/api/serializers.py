@@ -96,6 +96,8 @@ class SynthesisRequestSerializer(serializers.ModelSerializer):
             "queue_wait_ms": job.queue_wait_ms,
             "synthesis_ms": job.synthesis_ms,
             "encode_ms": job.encode_ms,
+            # The engine's output came from the repeat-prompt cache (no synthesis_ms then).
+            "prompt_cache_hit": job.prompt_cache_hit,
         }
 
     def get_watermark(self, job) -> dict | None:

@@ -27,6 +27,7 @@ from speech import audio, dsp, text
 from speech.engines.base import SynthesisControls, iter_synthesis
 from synthesis import channels
 from synthesis.models import SynthesisRequest
+from synthesis.services import prompt_cache
 from synthesis.services.queueing import DELIVER_WEBHOOK_TASK, enqueue
 from synthesis.watermarking import WatermarkFailed, watermark_clip
 from tenancy.models import UsageRecord
@@ -115,19 +116,28 @@ def run(job_id: str) -> None:
         segments = text.prepare(job.text, max_length=job.tenant.plan.max_text_characters)
         controls = SynthesisControls.from_dict(job.controls)
         remaining = [sum(len(s.text) for s in segments[i + 1 :]) for i in range(len(segments))]
-        started = time.perf_counter()
-        parts, pauses = [], []
+        cached = prompt_cache.lookup(job, segments)
         if job.mode == SynthesisRequest.Mode.STREAM:
             sink = _StreamSink(job, sr, remaining)
-        for index, (samples, pause_ms) in enumerate(iter_synthesis(engine, segments, controls)):
-            parts.append(samples)
-            pauses.append(pause_ms)
+        if cached is not None:
+            clip, sr = cached
+            job.prompt_cache_hit = True
             if sink is not None:
-                sink.add(index, samples, pause_ms)
-        clip = dsp.crossfade_join(parts, sr, 30.0, pauses)
-        if sink is not None:
-            sink.finish()
-        job.synthesis_ms = int((time.perf_counter() - started) * 1000)
+                sink.add(len(segments) - 1, clip, 0)
+                sink.finish()
+        else:
+            started = time.perf_counter()
+            parts, pauses = [], []
+            for index, (samples, pause_ms) in enumerate(iter_synthesis(engine, segments, controls)):
+                parts.append(samples)
+                pauses.append(pause_ms)
+                if sink is not None:
+                    sink.add(index, samples, pause_ms)
+            clip = dsp.crossfade_join(parts, sr, 30.0, pauses)
+            if sink is not None:
+                sink.finish()
+            job.synthesis_ms = int((time.perf_counter() - started) * 1000)
+            prompt_cache.store(job, segments, clip, sr)
 
         started = time.perf_counter()
         check_usable_now(job.voice_id)  # and once more before any audio leaves
@@ -169,6 +179,7 @@ RESULT_FIELDS = (
     "audio_seconds",
     "queue_wait_ms",
     "synthesis_ms",
+    "prompt_cache_hit",
     "encode_ms",
     "watermark_backend",
     "watermark_key_id",

@@ -63,6 +63,8 @@ def job_headers(job: SynthesisRequest) -> dict[str, str]:
     if job.assignment_reason:
         # Why this version (rollout.assignment.Reason): canary, stable, pinned, requested...
         headers["X-Model-Assignment"] = job.assignment_reason
+    if job.status == SynthesisRequest.Status.SUCCEEDED:
+        headers["X-Prompt-Cache"] = "hit" if job.prompt_cache_hit else "miss"
     return headers
 
 

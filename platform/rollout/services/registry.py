@@ -320,6 +320,9 @@ def retire(authority: Authority, version: ModelVersion) -> ModelVersion:
         version.save(update_fields=["status"])
         _audit(authority, "model_version.retire", version,
                before={"status": before}, after={"status": version.status})  # fmt: skip
+    from synthesis.services import prompt_cache  # synthesis imports rollout
+
+    prompt_cache.forget_version(version.id)
     return version
 
 
