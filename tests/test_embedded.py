@@ -454,8 +454,25 @@ def test_readme_brand_voice_walkthrough(embedded, tmp_path):
             wait("/api/v1/voices/dana/dataset", lambda r: r["totals"]["processing"] == 0)
             (tmp_path / "consent.wav").write_bytes(wav(DEV, shown["statement"]))
         if line.startswith("JOB="):
-            consent = wait(f"/api/v1/consents/{env['CONSENT']}",
-                           lambda c: c["status"] not in ("pending", "verifying"))  # fmt: skip
+            # Speech recognition of synthetic speech sometimes misses a word of the random
+            # challenge; as the README says, the talent then reads a fresh statement (at most
+            # twice more here). Any other reason fails the test.
+            for attempt in range(3):
+                consent = wait(f"/api/v1/consents/{env['CONSENT']}",
+                               lambda c: c["status"] not in ("pending", "verifying"))  # fmt: skip
+                if consent["status"] == "verified" or attempt == 2:
+                    break
+                misheard = {"challenge_missing", "statement_mismatch"}
+                assert {r["code"] for r in consent["reasons"]} <= misheard, consent["reasons"]
+                fresh = api.post(
+                    "/api/v1/consents", json={"talent": env["TALENT"], "voice": "dana"}
+                ).json()
+                recorded = api.post(
+                    f"/api/v1/consents/{fresh['id']}/recording",
+                    files={"file": ("consent.wav", wav(DEV, fresh["statement"]), "audio/wav")},
+                )
+                assert recorded.status_code in (200, 201, 202), recorded.text
+                env["CONSENT"] = fresh["id"]
             assert consent["status"] == "verified", consent["reasons"]
         if "/synthesize" in line:
             job = wait(f"/api/v1/fine-tunes/{env['JOB']}",
