@@ -547,7 +547,7 @@ def expire_due(now=None) -> int:
 def _end(consent: ConsentRecord, status: str, *, reason: str, by: str, context=None):
     """Revoked or expired: voices disabled, fine-tunes and syntheses cancelled, artefacts
     scheduled for deletion; all in one transaction with its audit event."""
-    from synthesis.services import pipeline
+    from synthesis.services import pipeline, prompt_cache
     from voices import services as voices
 
     tenant = consent.tenant
@@ -573,6 +573,8 @@ def _end(consent: ConsentRecord, status: str, *, reason: str, by: str, context=N
         cancelled_syntheses = pipeline.cancel_for_voices(
             tenant, voice_ids, code, "The voice's consent was revoked."
         )
+        for voice_id in voice_ids:  # nothing made before is delivered again
+            prompt_cache.forget_voice(voice_id)
         consent.refresh_from_db()
         audit.record(
             f"consent.{'revoke' if status == ConsentRecord.Status.REVOKED else 'expire'}",

@@ -4,6 +4,7 @@ revoked consent or a retired version."""
 
 from __future__ import annotations
 
+import uuid
 from types import SimpleNamespace
 
 import numpy as np
@@ -81,9 +82,10 @@ def test_long_clips_and_a_full_share_are_not_kept_and_the_switch_turns_it_off(ca
 
 @pytest.mark.django_db
 def test_revoking_consent_forgets_the_voice(tenant, cache_on):
+    from consent import services as consent_services
     from consent.models import ConsentRecord
     from frontend.tests.test_voices import draft_voice, statement
-    from voices.services import catalogue
+    from tenancy.services.access import Access
 
     voice = draft_voice(tenant)
     consent = statement(tenant, voice, status=ConsentRecord.Status.VERIFIED)
@@ -92,16 +94,18 @@ def test_revoking_consent_forgets_the_voice(tenant, cache_on):
     job = fake_job(tenant_id=tenant.pk, voice_id=voice.pk)
     segments = speech_text.prepare(PROMPT)
     prompt_cache.store(job, segments, tone(1.0), 22050)
-    assert catalogue.disable_for_consent(tenant, consent, "revoked") == [voice.pk]
+    consent_services.revoke(Access.operator(tenant), consent, reason="The talent asked.")
     assert prompt_cache.lookup(job, segments) is None
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_repeated_prompt_skips_the_engine_but_is_marked_charged_and_recorded(
-    start_worker, tenant, other_tenant, make_key, client_for
+    start_worker, settings, tenant, other_tenant, make_key, client_for
 ):
-    start_worker(PROMPT_CACHE_ENABLED="1")
+    queue = f"prompt-cache-{uuid.uuid4().hex[:8]}"
+    settings.SYNTHESIS_QUEUE = queue  # this worker's own queue: no other worker serves it
+    start_worker(queue, SYNTHESIS_QUEUE=queue, PROMPT_CACHE_ENABLED="1")
     client = client_for(make_key(tenant, scopes=["synthesize"]).token)
 
     def say(api=client, **extra):

@@ -310,13 +310,9 @@ def _stored_objects(tenant, voice: Voice) -> tuple[list[str], int]:
 # --- consent ended ------------------------------------------------------------------------------
 def disable_for_consent(tenant, consent: ConsentRecord, reason: str) -> list:
     """Disable every voice that uses `consent`; returns their ids."""
-    from synthesis.services import prompt_cache  # synthesis imports voices
-
     voices = Voice.objects.for_tenant(tenant).filter(consent=consent)
     ids = list(voices.values_list("pk", flat=True))
     voices.update(status=Voice.Status.DISABLED, disabled_reason=reason)
-    for voice_id in ids:
-        prompt_cache.forget_voice(voice_id)
     return ids
 
 

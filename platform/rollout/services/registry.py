@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit import services as audit
 from core.errors import ApiError, Conflict, NotFound
 from core.storage import StorageError, get_storage, tenant_key
+from rollout import signals
 from rollout.models import STOCK_FAMILY, ModelVersion
 from rollout.services.authority import Authority
 from speech.engines.base import ModelVersionSpec
@@ -320,9 +321,7 @@ def retire(authority: Authority, version: ModelVersion) -> ModelVersion:
         version.save(update_fields=["status"])
         _audit(authority, "model_version.retire", version,
                before={"status": before}, after={"status": version.status})  # fmt: skip
-    from synthesis.services import prompt_cache  # synthesis imports rollout
-
-    prompt_cache.forget_version(version.id)
+    signals.version_retired.send(sender=ModelVersion, version=version)
     return version
 
 

@@ -159,7 +159,7 @@ def test_bad_input(tenant, api, fields, code):
     assert error(answer) == code
 
 
-def test_retire_refuses_versions_in_use(tenant, api, staff):
+def test_retire_refuses_versions_in_use(tenant, api, staff, settings):
     stable = lifecycle.stable_of(STOCK_FAMILY)
     refused = staff.post(f"/api/v1/platform/models/{stable.pk}/retire")
     assert refused.status_code == 409 and error(refused) == "version_in_use"
@@ -172,8 +172,23 @@ def test_retire_refuses_versions_in_use(tenant, api, staff):
     refused = api.post(f"/api/v1/models/{pinned_id}/retire")
     assert refused.status_code == 409 and error(refused) == "version_in_use"
     pin.delete()
+    # What the repeat-prompt cache holds for the version is forgotten when it retires.
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from speech import text
+    from synthesis.services import prompt_cache
+
+    settings.PROMPT_CACHE_ENABLED = True
+    job = SimpleNamespace(tenant_id=tenant.pk, voice_id=voice.pk, model_version=pinned_id,
+                          controls={})  # fmt: skip
+    segments = text.prepare("Welcome to Acme.")
+    prompt_cache.store(job, segments, np.zeros(22050, dtype=np.float32), 22050)
+    assert prompt_cache.lookup(job, segments) is not None
     retired = api.post(f"/api/v1/models/{pinned_id}/retire")
     assert retired.status_code == 200 and retired.json()["status"] == "retired"
+    assert prompt_cache.lookup(job, segments) is None
     assert AuditEvent.dangerously_unscoped.filter(action="model_version.retire").count() == 1
     again = api.post(f"/api/v1/models/{pinned_id}/validate")
     assert again.status_code == 409 and error(again) == "validation_not_allowed"
