@@ -21,18 +21,12 @@ from consent.models import ConsentEvidence, ConsentRecord, VoiceTalent
 from core.errors import ApiError
 from core.storage import StorageError, get_storage
 from frontend.console import ConsoleForm, console_view, csv_response, paginate, render_page
+from speech import audio as speech_audio
 from tenancy.roles import Scope
 from voices.models import FineTuneJob, TrainingRecording, Voice, VoiceVersion
 from voices.services import catalogue
 
 EXPIRY_WARNING = timedelta(days=30)
-AUDIO_TYPES = (
-    (b"RIFF", "audio/wav"),
-    (b"fLaC", "audio/flac"),
-    (b"OggS", "audio/ogg"),
-    (b"ID3", "audio/mpeg"),
-    (b"\x1a\x45\xdf\xa3", "audio/webm"),
-)
 
 
 class ConsentFilterForm(ConsoleForm):
@@ -297,9 +291,7 @@ def consent_recording(request, console, pk):
         data = get_storage().get(consent.recording_key)
     except StorageError as exc:
         raise Http404 from exc
-    content_type = next(
-        (kind for magic, kind in AUDIO_TYPES if data.startswith(magic)), "application/octet-stream"
-    )
+    content_type = speech_audio.sniff_content_type(data) or "application/octet-stream"
     response = HttpResponse(data, content_type=content_type)
     response["Content-Disposition"] = f'inline; filename="consent-{consent.pk}"'
     response["Cache-Control"] = "private, no-store"

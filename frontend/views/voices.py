@@ -428,13 +428,7 @@ def step_recordings(request, console, enrolment):
     if request.method == "POST":
         _post_only_with(console, Scope.VOICES_WRITE)
         if "delete" in request.POST:
-            rec = (
-                TrainingRecording.objects.for_tenant(console.tenant)
-                .filter(voice=voice, pk=_uuid_or_404(request.POST["delete"]))
-                .first()
-            )
-            if rec is None:
-                raise Http404
+            rec = _of_voice_or_404(TrainingRecording, console, voice, request.POST["delete"])
             datasets.delete_recording(console.access, rec, context=console.audit_context)
             return redirect("frontend:voices-step", console.tenant.slug, voice.pk, "recordings")
         form = RecordingsForm(request.POST, request.FILES)
@@ -470,6 +464,19 @@ def _uuid_or_404(value: str):
         return uuid.UUID(str(value))
     except ValueError as exc:
         raise Http404 from exc
+
+
+def _of_voice_or_404(model, console, voice: Voice, raw_pk: str):
+    """The tenant's row of `model` (a recording, a fine-tune) that belongs to `voice`; a
+    malformed, unknown or foreign id is a 404."""
+    found = (
+        model.objects.for_tenant(console.tenant)
+        .filter(voice=voice, pk=_uuid_or_404(raw_pk))
+        .first()
+    )
+    if found is None:
+        raise Http404
+    return found
 
 
 # --- consent statement ----------
@@ -603,13 +610,7 @@ def step_fine_tune(request, console, enrolment):
     if request.method == "POST":
         _post_only_with(console, Scope.VOICES_WRITE)
         if "cancel" in request.POST:
-            job = (
-                FineTuneJob.objects.for_tenant(console.tenant)
-                .filter(voice=voice, pk=_uuid_or_404(request.POST["cancel"]))
-                .first()
-            )
-            if job is None:
-                raise Http404
+            job = _of_voice_or_404(FineTuneJob, console, voice, request.POST["cancel"])
             training.cancel(console.access, job, context=console.audit_context)
             return redirect("frontend:voices-step", console.tenant.slug, voice.pk, "fine-tune")
         form = FineTuneForm(request.POST)

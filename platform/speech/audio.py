@@ -283,28 +283,37 @@ class StreamEncoder:
 
 # ------------------------------------------------------------------- decoding
 
+# Container and stream signatures, with the content type each is served as.
 _AUDIO_MAGIC = (
-    (0, b"RIFF"),
-    (0, b"fLaC"),
-    (0, b"OggS"),
-    (0, b"ID3"),
-    (0, b"FORM"),
-    (4, b"ftyp"),
-    (0, b"\x1a\x45\xdf\xa3"),
-    (0, b"#!AMR"),
-    (0, b"caff"),
-    (0, b".snd"),
-    (0, b"\x30\x26\xb2\x75"),
+    (0, b"RIFF", "audio/wav"),
+    (0, b"fLaC", "audio/flac"),
+    (0, b"OggS", "audio/ogg"),
+    (0, b"ID3", "audio/mpeg"),
+    (0, b"FORM", "audio/aiff"),
+    (4, b"ftyp", "audio/mp4"),
+    (0, b"\x1a\x45\xdf\xa3", "audio/webm"),
+    (0, b"#!AMR", "audio/amr"),
+    (0, b"caff", "audio/x-caf"),
+    (0, b".snd", "audio/basic"),
+    (0, b"\x30\x26\xb2\x75", "audio/x-ms-wma"),
 )
 
 
-def looks_like_audio(data: bytes) -> bool:
-    """Whether the bytes start like an audio container or stream we decode (by content, not
-    name): a cheap check before storing an upload; decoding may still fail on corrupt data."""
-    if any(data[off : off + len(m)] == m for off, m in _AUDIO_MAGIC):
-        return True
+def sniff_content_type(data: bytes) -> str | None:
+    """The content type the bytes start like (by content, not name), or None if no audio."""
+    for offset, magic, content_type in _AUDIO_MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            return content_type
     # MPEG audio frame sync (11 set bits) at the very start
-    return len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0
+    if len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0:
+        return "audio/mpeg"
+    return None
+
+
+def looks_like_audio(data: bytes) -> bool:
+    """Whether the bytes start like an audio container or stream we decode: a cheap check
+    before storing an upload; decoding may still fail on corrupt data."""
+    return sniff_content_type(data) is not None
 
 
 def _to_mono(x: np.ndarray) -> np.ndarray:

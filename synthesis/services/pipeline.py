@@ -116,7 +116,8 @@ def run(job_id: str) -> None:
         segments = text.prepare(job.text, max_length=job.tenant.plan.max_text_characters)
         controls = SynthesisControls.from_dict(job.controls)
         remaining = [sum(len(s.text) for s in segments[i + 1 :]) for i in range(len(segments))]
-        cached = prompt_cache.lookup(job, segments)
+        cache_key = prompt_cache.key_for(job, segments)
+        cached = prompt_cache.lookup(cache_key)
         if job.mode == SynthesisRequest.Mode.STREAM:
             sink = _StreamSink(job, sr, remaining)
         if cached is not None:
@@ -137,7 +138,7 @@ def run(job_id: str) -> None:
             if sink is not None:
                 sink.finish()
             job.synthesis_ms = int((time.perf_counter() - started) * 1000)
-            prompt_cache.store(job, segments, clip, sr)
+            prompt_cache.store(cache_key, job.tenant_id, clip, sr)
 
         started = time.perf_counter()
         check_usable_now(job.voice_id)  # and once more before any audio leaves

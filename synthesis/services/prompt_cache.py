@@ -38,7 +38,12 @@ def _generation_keys(job) -> list[str]:
     return [f"gen:voice:{job.voice_id}", f"gen:version:{job.model_version}"]
 
 
-def key_for(job, segments, generations: dict) -> str:
+def key_for(job, segments) -> str | None:
+    """The entry's key (it reads the voice's and the version's generations), or None when the
+    cache is off. Computed once per request, for the lookup and the store."""
+    if not settings.PROMPT_CACHE_ENABLED:
+        return None
+    generations = _cache().get_many(_generation_keys(job))
     material = {
         "tenant": str(job.tenant_id),
         "model_version": job.model_version,
@@ -51,15 +56,11 @@ def key_for(job, segments, generations: dict) -> str:
     return f"clip:{job.tenant_id}:{digest}"
 
 
-def _generations(job) -> dict:
-    return _cache().get_many(_generation_keys(job))
-
-
-def lookup(job, segments) -> tuple[np.ndarray, int] | None:
+def lookup(key: str | None) -> tuple[np.ndarray, int] | None:
     """The unmarked clip made earlier for this exact request, or None."""
-    if not settings.PROMPT_CACHE_ENABLED:
+    if key is None or not settings.PROMPT_CACHE_ENABLED:
         return None
-    packed = _cache().get(key_for(job, segments, _generations(job)))
+    packed = _cache().get(key)
     metrics.PROMPT_CACHE.labels(result="hit" if packed else "miss").inc()
     if packed is None:
         return None
@@ -68,16 +69,18 @@ def lookup(job, segments) -> tuple[np.ndarray, int] | None:
     return pcm.astype(np.float32) / 32767.0, sr
 
 
-def store(job, segments, clip: np.ndarray, sr: int) -> bool:
-    if not settings.PROMPT_CACHE_ENABLED or len(clip) > settings.PROMPT_CACHE_MAX_SECONDS * sr:
+def store(key: str | None, tenant_id, clip: np.ndarray, sr: int) -> bool:
+    if key is None or not settings.PROMPT_CACHE_ENABLED:
         return False
-    if _count(f"stored:{job.tenant_id}", settings.PROMPT_CACHE_TTL_S) > (
+    if len(clip) > settings.PROMPT_CACHE_MAX_SECONDS * sr:
+        return False
+    if _count(f"stored:{tenant_id}", settings.PROMPT_CACHE_TTL_S) > (
         settings.PROMPT_CACHE_MAX_ENTRIES
     ):
         return False  # this tenant's share is full until its period ends
     pcm = (np.clip(clip, -1.0, 1.0) * 32767.0).round().astype(np.int16)
     packed = int(sr).to_bytes(4, "little") + zlib.compress(pcm.tobytes(), 1)
-    _cache().set(key_for(job, segments, _generations(job)), packed, settings.PROMPT_CACHE_TTL_S)
+    _cache().set(key, packed, settings.PROMPT_CACHE_TTL_S)
     return True
 
 

@@ -31,6 +31,14 @@ def fake_job(tenant_id="t1", voice_id="v1", model_version="piper:m@1", controls=
     )
 
 
+def cached(job, segments):
+    return prompt_cache.lookup(prompt_cache.key_for(job, segments))
+
+
+def keep(job, segments, clip, sr):
+    return prompt_cache.store(prompt_cache.key_for(job, segments), job.tenant_id, clip, sr)
+
+
 def tone(seconds: float, sr: int = 22050) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     return (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
@@ -39,9 +47,9 @@ def tone(seconds: float, sr: int = 22050) -> np.ndarray:
 def test_entries_are_per_tenant_voice_version_text_and_controls(cache_on):
     segments = speech_text.prepare(PROMPT)
     job = fake_job()
-    assert prompt_cache.lookup(job, segments) is None
-    assert prompt_cache.store(job, segments, tone(2.0), 22050)
-    clip, sr = prompt_cache.lookup(job, segments)
+    assert cached(job, segments) is None
+    assert keep(job, segments, tone(2.0), 22050)
+    clip, sr = cached(job, segments)
     assert sr == 22050 and np.max(np.abs(clip - tone(2.0))) < 1e-4  # 16-bit PCM
     for other in (
         fake_job(tenant_id="t2"),
@@ -49,35 +57,34 @@ def test_entries_are_per_tenant_voice_version_text_and_controls(cache_on):
         fake_job(model_version="piper:m@2"),
         fake_job(controls={"speed": 1.2}),
     ):
-        assert prompt_cache.lookup(other, segments) is None
-    assert prompt_cache.lookup(job, speech_text.prepare(PROMPT + " Goodbye.")) is None
+        assert cached(other, segments) is None
+    assert cached(job, speech_text.prepare(PROMPT + " Goodbye.")) is None
 
 
 def test_forgetting_a_voice_or_a_version_empties_it(cache_on):
     segments = speech_text.prepare(PROMPT)
     job = fake_job()
-    prompt_cache.store(job, segments, tone(1.0), 22050)
+    keep(job, segments, tone(1.0), 22050)
     prompt_cache.forget_voice("v1")
-    assert prompt_cache.lookup(job, segments) is None
-    prompt_cache.store(job, segments, tone(1.0), 22050)
+    assert cached(job, segments) is None
+    keep(job, segments, tone(1.0), 22050)
     prompt_cache.forget_version("piper:m@1")
-    assert prompt_cache.lookup(job, segments) is None
+    assert cached(job, segments) is None
 
 
 def test_long_clips_and_a_full_share_are_not_kept_and_the_switch_turns_it_off(cache_on, settings):
     segments = speech_text.prepare(PROMPT)
     settings.PROMPT_CACHE_MAX_SECONDS = 1
-    assert not prompt_cache.store(fake_job(), segments, tone(1.5), 22050)
+    assert not keep(fake_job(), segments, tone(1.5), 22050)
     settings.PROMPT_CACHE_MAX_SECONDS = 30
     settings.PROMPT_CACHE_MAX_ENTRIES = 2
     stored = [
-        prompt_cache.store(fake_job(), speech_text.prepare(f"{PROMPT} {n}."), tone(1.0), 22050)
-        for n in range(3)
+        keep(fake_job(), speech_text.prepare(f"{PROMPT} {n}."), tone(1.0), 22050) for n in range(3)
     ]
     assert stored == [True, True, False]  # the tenant's share is bounded
-    assert prompt_cache.store(fake_job(tenant_id="t2"), segments, tone(1.0), 22050)
+    assert keep(fake_job(tenant_id="t2"), segments, tone(1.0), 22050)
     settings.PROMPT_CACHE_ENABLED = False
-    assert prompt_cache.lookup(fake_job(), segments) is None
+    assert cached(fake_job(), segments) is None
 
 
 @pytest.mark.django_db
@@ -93,9 +100,9 @@ def test_revoking_consent_forgets_the_voice(tenant, cache_on):
     voice.save(update_fields=["consent"])
     job = fake_job(tenant_id=tenant.pk, voice_id=voice.pk)
     segments = speech_text.prepare(PROMPT)
-    prompt_cache.store(job, segments, tone(1.0), 22050)
+    keep(job, segments, tone(1.0), 22050)
     consent_services.revoke(Access.operator(tenant), consent, reason="The talent asked.")
-    assert prompt_cache.lookup(job, segments) is None
+    assert cached(job, segments) is None
 
 
 @pytest.mark.worker

@@ -178,17 +178,17 @@ def test_retire_refuses_versions_in_use(tenant, api, staff, settings):
     import numpy as np
 
     from speech import text
-    from synthesis.services import prompt_cache
+    from synthesis.tests.test_prompt_cache import cached, keep
 
     settings.PROMPT_CACHE_ENABLED = True
     job = SimpleNamespace(tenant_id=tenant.pk, voice_id=voice.pk, model_version=pinned_id,
                           controls={})  # fmt: skip
     segments = text.prepare("Welcome to Acme.")
-    prompt_cache.store(job, segments, np.zeros(22050, dtype=np.float32), 22050)
-    assert prompt_cache.lookup(job, segments) is not None
+    keep(job, segments, np.zeros(22050, dtype=np.float32), 22050)
+    assert cached(job, segments) is not None
     retired = api.post(f"/api/v1/models/{pinned_id}/retire")
     assert retired.status_code == 200 and retired.json()["status"] == "retired"
-    assert prompt_cache.lookup(job, segments) is None
+    assert cached(job, segments) is None
     assert AuditEvent.dangerously_unscoped.filter(action="model_version.retire").count() == 1
     again = api.post(f"/api/v1/models/{pinned_id}/validate")
     assert again.status_code == 409 and error(again) == "validation_not_allowed"
