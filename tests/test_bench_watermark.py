@@ -116,3 +116,9 @@ def test_bench_writes_the_report_and_compares_with_before(tmp_path):
         now, before = c.split(" (")
         assert before == now + ")"
     assert "| goal | condition | target | measured | before | status |" in again
+
+    # --from-json re-renders a report from stored figures without running anything.
+    md3 = tmp_path / "rendered.md"
+    run.main(["--from-json", str(out), "--md", str(md3), "--before", str(out)])
+    assert md3.read_text().startswith("# Watermark attack suite")
+    assert "| goal | condition | target | measured | before | status |" in md3.read_text()

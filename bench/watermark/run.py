@@ -13,6 +13,8 @@ Modes (pick one):
 The issue-11 matrix (the numbers in docs/watermark.md; `make bench-watermark`):
   python -m bench.watermark.run --builtin --matrix --n 24 --unmarked 1000 --jobs 2 \\
       --json var/wm-bench.json --md var/wm-bench.md [--before OLD.json]
+  python -m bench.watermark.run --from-json var/wm-bench.json --md report.md [--before OLD.json]
+                            (re-render a report from stored figures; runs nothing)
 
 Reports, per attack x clip length, the exact payload recovery rate; false
 identifications on unmarked 3 s clips (``--unmarked`` speech clips *and* as many
@@ -337,12 +339,14 @@ def _num(v, fmt: str = ".2f") -> str:
     return "–" if v is None else format(v, fmt)
 
 
-def _status_min(v: float | None, target: float, unit: str = "", scale: float = 1.0) -> str:
+def _status_min(
+    v: float | None, target: float, unit: str = "", scale: float = 1.0, fmt: str = ".3g"
+) -> str:
     if v is None:
         return "not measured"
     if v >= target - 1e-12:
         return "**met**"
-    return f"missed by {scale * (target - v):.3g}{unit}"
+    return f"missed by {format(scale * (target - v), fmt)}{unit}"
 
 
 def _status_max(v: float | None, target: float, unit: str = "") -> str:
@@ -365,7 +369,7 @@ def goal_rows(res: dict) -> list[dict]:
                     "target": f"≥ {100 * target:.0f}%",
                     "value": v,
                     "shown": _pct(v),
-                    "status": _status_min(v, target, " pts", 100),
+                    "status": _status_min(v, target, " pts", 100, ".1f"),
                 }
             )
     kinds = s.get("unmarked_by_kind") or {}
@@ -526,16 +530,18 @@ def markdown(res: dict, before: dict | None = None, before_name: str = "") -> st
     out += [
         f"{UNMARKED_SECONDS:g} s clips; a false identification is any `watermarked` verdict "
         "(whatever the payload, stricter than the platform, which also needs a stored "
-        "request). Detector score: the sync z the detector reports.",
+        "request). Detector score: the sync z the detector reports (`scored`: clips it "
+        "reported one for; an `inconclusive` clip that never reached the sync search has none).",
         "",
-        "| kind | clips | false IDs | verdicts | max confidence | z mean | z p99 | z max |",
-        "|---|---|---|---|---|---|---|---|",
+        "| kind | clips | false IDs | verdicts | max conf. | scored | z mean | z p99 | z max |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, k in sorted((s.get("unmarked_by_kind") or {}).items()):
         verdicts = ", ".join(f"{v} {n}" for v, n in sorted(k["verdicts"].items()))
         out.append(
             f"| {kind} | {k['clips']} | {k['false_identifications']} | {verdicts} | "
-            f"{_num(k.get('confidence_max'), '.3f')} | {_num(k.get('z_mean'))} | "
+            f"{_num(k.get('confidence_max'), '.3f')} | {k.get('z_scored', '–')} | "
+            f"{_num(k.get('z_mean'))} | "
             f"{_num(k.get('z_p99'))} | {_num(k.get('z_max'))} |"
         )
     out += ["", "## Quality per clip length", ""]
@@ -660,7 +666,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", default="wm-bench.json")
     ap.add_argument("--md", help="write a markdown report here")
     ap.add_argument("--before", help="previous --json output, shown beside the new figures")
+    ap.add_argument(
+        "--from-json",
+        help="run nothing: write --md from this earlier --json output (with --before if given)",
+    )
     args = ap.parse_args(argv)
+    before = json.loads(Path(args.before).read_text()) if args.before else None
+    if args.from_json:
+        if not args.md:
+            sys.exit("--from-json needs --md")
+        res = json.loads(Path(args.from_json).read_text())
+        res = {"summary": res["summary"], "recovery": res["recovery"]}
+        res["goals"] = goal_rows(res)
+        Path(args.md).write_text(markdown(res, before, args.before or ""))
+        print(f"Markdown: {args.md}")
+        return res
     argv_used = sys.argv[1:] if argv is None else list(argv)
 
     drv_args = {
@@ -681,7 +701,6 @@ def main(argv: list[str] | None = None) -> dict:
         lengths if attack_lengths == "all" else [float(v) for v in attack_lengths.split(",")]
     )
     kinds = [k for k in args.unmarked_kinds.split(",") if k]
-    before = json.loads(Path(args.before).read_text()) if args.before else None
     corpus.pools()  # generate the cache once, before forking workers
 
     jobs = []
