@@ -78,8 +78,15 @@ bench-synthesis: deps services
 	$(PY) bench/synthesis_api.py
 	$(PY) bench/prompt_cache.py
 
+# Issue 11's attack-suite matrix (docs/watermark.md): every attack x 1, 1.5, 2, 3, 5, 10 s, 1,000
+# unmarked speech + 1,000 music clips. flock keeps concurrent benchmarks from sharing the CPUs.
+# BEFORE=old.json puts earlier figures beside the new ones.
+WM_OUT ?= var/wm-bench
 bench-watermark: deps
-	$(PY) bench/watermark/run.py --builtin
+	mkdir -p $(dir $(WM_OUT))
+	flock /tmp/timbre-bench.lock $(PY) -m bench.watermark.run --builtin --matrix --n 24 \
+		--unmarked 1000 --jobs 2 --json $(WM_OUT).json --md $(WM_OUT).md \
+		$(if $(BEFORE),--before $(BEFORE))
 
 lock:
 	$(PY) -m pip freeze | grep -v '^torch==' | (echo "torch==2.13.0"; cat) > requirements.lock

@@ -73,6 +73,16 @@ def _resample_via(rate: int) -> Callable[[Path, Path], None]:
     return attack
 
 
+def _telephone(src: Path, dst: Path) -> None:
+    """A narrowband phone line (G.712 band 300-3400 Hz, 8 kHz G.711 mu-law), at the input rate."""
+    sr = _sr(src)
+    with tempfile.TemporaryDirectory() as td:
+        mid = Path(td) / "mid.wav"
+        _run(["sox", "-V1", str(src), "-r", "8000", "-e", "u-law", "-b", "8", str(mid),
+              "sinc", "300-3400", "rate", "-v", "8000"])  # fmt: skip
+        _run(["sox", "-V1", str(mid), "-b", "16", str(dst), "rate", "-v", str(sr)])
+
+
 def _numpy(
     fn: Callable[[np.ndarray, int, np.random.Generator], np.ndarray],
 ) -> Callable[[Path, Path], None]:
@@ -115,14 +125,17 @@ ATTACKS: dict[str, Callable[[Path, Path], None]] = {
     "mp3_64k": _codec("mp3", ["-c:a", "libmp3lame", "-b:a", "64k"]),
     "ogg_q2": _codec("ogg", ["-c:a", "libvorbis", "-q:a", "2"]),
     "opus_32k": _codec("opus", ["-c:a", "libopus", "-b:a", "32k"]),
+    "opus_24k": _codec("opus", ["-c:a", "libopus", "-b:a", "24k"]),
     "aac_96k": _codec("m4a", ["-c:a", "aac", "-b:a", "96k"]),
     "resample_16k": _resample_via(16000),
     "telephone_8k": _resample_via(8000),
+    "telephone_g711": _telephone,
     "noise_30db": _noise(30.0),
     "noise_20db": _noise(20.0),
     "volume_0.5": _gain(0.5),
     "volume_2_clip": _gain(2.0),
     "crop_start_0.5s": _crop(0.5),
+    "crop_start_1.3s": _crop(1.3),
     "tempo_+2": _sox("tempo", "1.02"),
     "tempo_-2": _sox("tempo", "0.98"),
     "speed_+2": _sox("speed", "1.02"),
@@ -134,6 +147,16 @@ ATTACKS: dict[str, Callable[[Path, Path], None]] = {
     "platform_opus_64k": _codec("opus", ["-c:a", "libopus", "-b:a", "64k"]),
     "platform_ogg_q8": _codec("ogg", ["-c:a", "libvorbis", "-q:a", "8"]),
 }
+
+
+# Crops only run on clips that keep at least MIN_LEFT_S after the cut (a 1.5 s clip cropped by
+# 1.3 s is not a clip any more): ``applies`` says which (attack, length) cells are measured.
+CROP_S = {"crop_start_0.5s": 0.5, "crop_start_1.3s": 1.3}
+MIN_LEFT_S = 1.0
+
+
+def applies(name: str, seconds: float) -> bool:
+    return seconds - CROP_S.get(name, 0.0) >= MIN_LEFT_S - 1e-9
 
 
 def apply(name: str, src: Path, dst: Path) -> None:
