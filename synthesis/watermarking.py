@@ -94,6 +94,41 @@ def watermark_clip(job, samples: np.ndarray, sr: int) -> np.ndarray:
     return marked
 
 
+class MarkedStream:
+    """Marks one streamed request piece by piece: ``write`` returns the marked samples that
+    are final so far, ``close`` the rest. Raises WatermarkFailed, as ``watermark_clip``."""
+
+    def __init__(self, embedder):
+        self._embedder = embedder
+
+    def write(self, samples: np.ndarray) -> np.ndarray:
+        return self._call(self._embedder.write, samples)
+
+    def close(self) -> np.ndarray:
+        return self._call(self._embedder.close)
+
+    @staticmethod
+    def _call(step, *args) -> np.ndarray:
+        try:
+            return step(*args)
+        except WatermarkError as exc:
+            raise WatermarkFailed(f"The clip could not be watermarked: {exc}") from exc
+
+
+def watermark_stream(job, sr: int) -> MarkedStream:
+    """A streaming marker for request `job`. Only backends that mark piece by piece can
+    (the built-in one; audiowmark needs the whole clip), so streamed audio carries theirs."""
+    key_id, key = current_key()
+    backend = next((b for b in backends() if b.streaming), None)
+    if backend is None:
+        raise WatermarkFailed("no configured watermark backend can mark a stream")
+    embedder = backend.stream(sr, payload_for(job.pk, key, backend.payload_bits), key)
+    job.watermark_backend = backend.name
+    job.watermark_key_id = key_id
+    job.watermark_payload = payload_for(job.pk, key, LOOKUP_BITS).hex()
+    return MarkedStream(embedder)
+
+
 # --- detection ---------------------------------------------------------------------------
 def detect_samples(samples: np.ndarray, sr: int) -> tuple[str, Detection]:
     """Look for a mark with every configured key. Returns (backend name, Detection).

@@ -91,41 +91,64 @@ def crossfade_join(
     the silence get the same fade so the cut never clicks. Empty chunks contribute
     only their pause.
     """
-    n = max(1, int(sr * crossfade_ms / 1000))
     pauses = list(pauses_ms or [])
     pauses += [0] * (len(chunks) - len(pauses))
-    t = (np.arange(n, dtype=np.float64) + 0.5) / n
-    fade_out = np.cos(t * np.pi / 2).astype(np.float32)
-    fade_in = np.sin(t * np.pi / 2).astype(np.float32)
+    joiner = CrossfadeJoiner(sr, crossfade_ms)
+    parts = [joiner.push(chunk, pause) for chunk, pause in zip(chunks, pauses, strict=True)]
+    parts.append(joiner.close())
+    return _f32(np.concatenate(parts))
 
-    parts: list[np.ndarray] = []
-    tail: np.ndarray | None = None  # last part, kept mutable for the next overlap
-    pending_pause = 0
-    for chunk, pause in zip(chunks, pauses, strict=True):
+
+class CrossfadeJoiner:
+    """``crossfade_join`` as the chunks arrive: ``push`` returns the samples no later chunk
+    can change (all but the last crossfade length), ``close`` the rest. The concatenation
+    of what they return is ``crossfade_join`` of all the chunks."""
+
+    def __init__(self, sr: int, crossfade_ms: float = 30.0):
+        self.sr = sr
+        self.n = n = max(1, int(sr * crossfade_ms / 1000))
+        t = (np.arange(n, dtype=np.float64) + 0.5) / n
+        self.fade_out = np.cos(t * np.pi / 2).astype(np.float32)
+        self.fade_in = np.sin(t * np.pi / 2).astype(np.float32)
+        self.tail: np.ndarray | None = None  # held back: the next overlap may change it
+        self.pending_pause = 0
+
+    def _silence(self, ms: int) -> np.ndarray:
+        return np.zeros(int(self.sr * ms / 1000), np.float32)
+
+    def push(self, chunk: np.ndarray, pause_ms: int = 0) -> np.ndarray:
+        n, tail, out = self.n, self.tail, []
         c = _f32(chunk).copy()
         if len(c):
             if tail is None:
-                if pending_pause:
-                    parts.append(np.zeros(int(sr * pending_pause / 1000), np.float32))
+                if self.pending_pause:
+                    out.append(self._silence(self.pending_pause))
                 tail = c
-            elif pending_pause:
+            elif self.pending_pause:
                 k = min(n, len(tail), len(c))
-                tail[-k:] *= fade_out[n - k :] if k < n else fade_out
-                c[:k] *= fade_in[:k]
-                parts += [tail, np.zeros(int(sr * pending_pause / 1000), np.float32)]
+                tail[-k:] *= self.fade_out[n - k :] if k < n else self.fade_out
+                c[:k] *= self.fade_in[:k]
+                out += [tail, self._silence(self.pending_pause)]
                 tail = c
             else:
                 k = min(n, len(tail), len(c))
-                fo, fi = (fade_out, fade_in) if k == n else _fades(k)
+                fo, fi = (self.fade_out, self.fade_in) if k == n else _fades(k)
                 tail[-k:] = tail[-k:] * fo + c[:k] * fi
                 tail = np.concatenate([tail, c[k:]])
-            pending_pause = 0
-        pending_pause += int(pause)
-    if tail is not None:
-        parts.append(tail)
-    if pending_pause:
-        parts.append(np.zeros(int(sr * pending_pause / 1000), np.float32))
-    return _f32(np.concatenate(parts)) if parts else np.zeros(0, np.float32)
+            self.pending_pause = 0
+        self.pending_pause += int(pause_ms)
+        if tail is not None and len(tail) > n:
+            out.append(tail[:-n])
+            tail = tail[-n:]
+        self.tail = tail
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def close(self) -> np.ndarray:
+        out = [] if self.tail is None else [self.tail]
+        if self.pending_pause:
+            out.append(self._silence(self.pending_pause))
+        self.tail, self.pending_pause = None, 0
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def _fades(k: int) -> tuple[np.ndarray, np.ndarray]:

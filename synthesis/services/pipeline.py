@@ -29,53 +29,47 @@ from synthesis import channels
 from synthesis.models import SynthesisRequest
 from synthesis.services import prompt_cache
 from synthesis.services.queueing import DELIVER_WEBHOOK_TASK, enqueue
-from synthesis.watermarking import WatermarkFailed, watermark_clip
+from synthesis.watermarking import WatermarkFailed, watermark_clip, watermark_stream
 from tenancy.models import UsageRecord
 from tenancy.services import quotas, usage
 from voices.services import ConsentRevoked, VoiceNotReady, check_usable_now
 
 logger = logging.getLogger(__name__)
 
-# Streaming emits audio in pieces of at least this length so each piece carries a watermark.
-STREAM_MIN_PIECE_S = 2.5
-# Rough speaking rate, to predict whether the text still to come makes a long enough piece.
-CHARS_PER_SECOND = 14.0
+CROSSFADE_MS = 30.0
 
 
 class _StreamSink:
-    """Groups synthesized chunks into pieces long enough to carry a watermark, marks them,
-    encodes them and publishes them as they complete."""
+    """Sends a streamed request's audio as the engine produces it: chunks are joined as
+    ``crossfade_join`` joins them, marked by a streaming embedder (state carried across
+    chunks, so the mark is the whole clip's), encoded and published once final. Nothing
+    leaves unmarked, and the stored clip is exactly what was sent."""
 
-    def __init__(self, job: SynthesisRequest, sr: int, remaining_chars: list[int]):
-        self.job, self.sr = job, sr
-        self.remaining_chars = remaining_chars
-        self.pending: list[np.ndarray] = []
-        self.pauses: list[int] = []
+    def __init__(self, job: SynthesisRequest, sr: int):
+        self.job = job
+        self.joiner = dsp.CrossfadeJoiner(sr, CROSSFADE_MS)
+        self.marker = watermark_stream(job, sr)
         self.encoder = audio.StreamEncoder(job.format, sr, job.sample_rate or sr)
+        self.sent: list[np.ndarray] = []
 
-    def add(self, index: int, samples: np.ndarray, pause_ms: int) -> None:
-        self.pending.append(samples)
-        self.pauses.append(pause_ms)
-        pending_s = sum(len(p) for p in self.pending) / self.sr
-        still_to_come_s = self.remaining_chars[index] / CHARS_PER_SECOND
-        if pending_s >= STREAM_MIN_PIECE_S and still_to_come_s >= STREAM_MIN_PIECE_S:
-            self._emit()
+    def add(self, samples: np.ndarray, pause_ms: int) -> None:
+        self._send(self.marker.write(self.joiner.push(samples, pause_ms)))
 
-    def _emit(self) -> None:
-        if not self.pending:
-            return
-        piece = dsp.crossfade_join(self.pending, self.sr, 30.0, self.pauses)
-        self.pending, self.pauses = [], []
-        marked = watermark_clip(self.job, piece, self.sr)
-        data = self.encoder.write(marked)
+    def finish(self) -> np.ndarray:
+        """Send the rest; returns the whole marked clip that was sent."""
+        self._send(self.marker.write(self.joiner.close()))
+        self._send(self.marker.close())
+        self._publish(self.encoder.close())
+        return np.concatenate(self.sent)
+
+    def _send(self, marked: np.ndarray) -> None:
+        if len(marked):
+            self.sent.append(marked)
+            self._publish(self.encoder.write(marked))
+
+    def _publish(self, data: bytes) -> None:
         if data:
             channels.publish_chunk(str(self.job.pk), data)
-
-    def finish(self) -> None:
-        self._emit()
-        tail = self.encoder.close()
-        if tail:
-            channels.publish_chunk(str(self.job.pk), tail)
 
     def abort(self) -> None:
         self.encoder.abort()
@@ -115,34 +109,33 @@ def run(job_id: str) -> None:
         sr = engine.sample_rate
         segments = text.prepare(job.text, max_length=job.tenant.plan.max_text_characters)
         controls = SynthesisControls.from_dict(job.controls)
-        remaining = [sum(len(s.text) for s in segments[i + 1 :]) for i in range(len(segments))]
         cache_key = prompt_cache.key_for(job, segments)
         cached = prompt_cache.lookup(cache_key)
         if job.mode == SynthesisRequest.Mode.STREAM:
-            sink = _StreamSink(job, sr, remaining)
+            sink = _StreamSink(job, sr)
         if cached is not None:
             clip, sr = cached
             job.prompt_cache_hit = True
             if sink is not None:
-                sink.add(len(segments) - 1, clip, 0)
-                sink.finish()
+                sink.add(clip, 0)
         else:
             started = time.perf_counter()
             parts, pauses = [], []
-            for index, (samples, pause_ms) in enumerate(iter_synthesis(engine, segments, controls)):
+            for samples, pause_ms in iter_synthesis(engine, segments, controls):
                 parts.append(samples)
                 pauses.append(pause_ms)
                 if sink is not None:
-                    sink.add(index, samples, pause_ms)
-            clip = dsp.crossfade_join(parts, sr, 30.0, pauses)
-            if sink is not None:
-                sink.finish()
+                    sink.add(samples, pause_ms)
+            clip = dsp.crossfade_join(parts, sr, CROSSFADE_MS, pauses)
             job.synthesis_ms = int((time.perf_counter() - started) * 1000)
             prompt_cache.store(cache_key, job.tenant_id, clip, sr)
 
         started = time.perf_counter()
-        check_usable_now(job.voice_id)  # and once more before any audio leaves
-        marked = watermark_clip(job, clip, sr)  # fail closed: no mark, no audio
+        check_usable_now(job.voice_id)  # and once more before the rest of the audio leaves
+        if sink is not None:
+            marked = sink.finish()  # marked as it was sent: store what the client heard
+        else:
+            marked = watermark_clip(job, clip, sr)  # fail closed: no mark, no audio
         encoded = audio.encode(marked, sr, job.format, job.sample_rate or sr)
         key = tenant_key(
             job.tenant_id, "synthesis", f"{job.pk}.{audio.FILE_EXTENSIONS[job.format]}"

@@ -192,3 +192,49 @@ def test_very_short_outputs_are_delivered_marked_best_effort(synthesize, auditor
     assert job.status == "succeeded" and job.watermark_payload
     result = auditor(tenant)(response.content).json()
     assert result["verdict"] == "inconclusive" and "short" in result["reason"]
+
+
+LONG_TEXT = " ".join(
+    f"This is sentence number {n} of a long announcement, streamed as it is made."
+    for n in range(1, 7)
+)
+
+
+@pytest.mark.parametrize("fmt", ["pcm", "ogg"])
+def test_every_streamed_byte_carries_the_mark(
+    celery_worker, make_key, client_for, auditor, tenant, fmt
+):
+    """Record every byte a streaming client receives: the whole of it, and its first piece on
+    its own, trace back to the request; and what was stored is what was sent."""
+    from core.storage import get_storage
+
+    client = client_for(make_key(tenant, scopes=["synthesize"]).token)
+    response = client.post(
+        "/api/v1/synthesize",
+        {"voice": "stock-joe", "text": LONG_TEXT, "format": fmt, "mode": "stream"},
+        format="json",
+    )
+    assert response.status_code == 200 and response.streaming
+    received = [bytes(chunk) for chunk in response.streaming_content]
+    job = SynthesisRequest.objects.for_tenant(tenant).get(pk=response["X-Synthesis-Id"])
+    assert job.status == "succeeded" and job.watermark_backend == "timbre-ss"
+    assert len(received) > 2  # really streamed in pieces
+    everything = b"".join(received)
+
+    def wav_of(data: bytes) -> bytes:
+        if fmt == "pcm":
+            return wav_bytes(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768, 22050)
+        return data
+
+    detect = auditor(tenant)
+    result = detect(wav_of(everything), f"stream.{'wav' if fmt == 'pcm' else fmt}").json()
+    assert result["verdict"] == "watermarked", result
+    assert result["request"]["id"] == str(job.pk)
+    if fmt == "pcm":
+        # The first piece the engine produced (the first sentence, ~3 s) is marked on its own.
+        first = received[0]
+        assert len(first) / 2 / 22050 > 2.0
+        head = detect(wav_of(first), "first-piece.wav").json()
+        assert head["verdict"] == "watermarked" and head["request"]["id"] == str(job.pk), head
+        # The stored clip is the audio that was sent, not a second marking of it.
+        assert get_storage().get(job.audio_key) == everything

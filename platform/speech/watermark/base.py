@@ -45,6 +45,9 @@ class WatermarkBackend(abc.ABC):
 
     name: str = "abstract"
     payload_bits: int = 0
+    # Whether ``stream(sr, payload, key)`` gives an embedder with ``write``/``close`` that
+    # marks a clip piece by piece (the built-in mark); others need the whole clip.
+    streaming: bool = False
 
     def available(self) -> bool:
         return True
