@@ -4,8 +4,8 @@ process, PostgreSQL, Redis) over HTTP on loopback, the stock voice, warm workers
 
     PYTHONPATH=.:platform python bench/stream_first_byte.py [--repeats 10]
 
-Each API request carries a fresh text (a numbered variant of the long text), so the repeat-prompt
-cache never answers; the engine-alone runs use the same variants.
+Each API request carries a fresh text (the long text with a numbered last sentence), so the
+repeat-prompt cache never answers; the engine-alone runs use the same variants.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from bench.synthesis_api import TEXTS, Stack, pct, request, setup_tenant, warm  
 
 
 def variant(n: int) -> str:
-    return f"Update {n}. {TEXTS['long']}"
+    # The first sentence stays the long text's own ("Welcome to the quarterly review.").
+    return f"{TEXTS['long']} Reference {n}."
 
 
 def engine_first_sentence(repeats: int) -> tuple[list[float], list[float]]:
@@ -58,7 +59,7 @@ def main() -> None:
     token = setup_tenant()
     first, whole = engine_first_sentence(args.repeats)
     stack = Stack(1, 8711)
-    ttfb: dict[str, list[float]] = {"pcm": [], "mp3": []}
+    ttfb: dict[str, list[float]] = {"pcm": [], "mp3": [], "opus": []}
     try:
         warm(stack.base, token, 1)
         for fmt in ttfb:

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import soundfile as sf
@@ -110,11 +111,12 @@ def _ffmpeg_encode_args(fmt: str, in_sr: int, out_sr: int, streaming: bool) -> l
         str(in_sr),
         "-ac",
         "1",
-        "-i",
-        "pipe:0",
-        "-ar",
-        str(out_sr),
     ]
+    if streaming:
+        # Raw PCM needs no probing; without this ffmpeg reads ~5 s of input (its default
+        # analyzeduration) before it encodes anything, which holds a stream's first bytes.
+        args += ["-probesize", "32", "-analyzeduration", "0"]
+    args += ["-i", "pipe:0", "-ar", str(out_sr)]
     if fmt == "mp3":
         args += ["-c:a", "libmp3lame", "-b:a", f"{_MP3_KBPS[out_sr]}k", "-f", "mp3"]
         if streaming:
@@ -184,12 +186,23 @@ def wav_stream_header(sr: int, channels: int = 1, bits: int = 16) -> bytes:
 class StreamEncoder:
     """Incremental encoder: ``write(chunk)`` returns bytes ready to send, ``close()`` the rest.
 
+    With ``on_bytes``, every encoded byte goes to that callback instead, as soon as it exists:
+    ffmpeg encodes in its own process, and its output would otherwise wait for the next
+    ``write``. The callback runs on a reader thread for ffmpeg formats; an error it raises
+    surfaces at the next ``write`` or ``close``.
+
     pcm/wav chunks are resampled independently (chunks are sentence audio with
     silent edges, so polyphase edge effects are inaudible); ffmpeg formats are
     resampled inside the single ffmpeg process, which is stateful.
     """
 
-    def __init__(self, fmt: str, sr: int, target_sr: int | None = None):
+    def __init__(
+        self,
+        fmt: str,
+        sr: int,
+        target_sr: int | None = None,
+        on_bytes: Callable[[bytes], None] | None = None,
+    ):
         self.fmt = fmt
         self.sr = sr
         self.target_sr = target_sr or sr
@@ -202,6 +215,8 @@ class StreamEncoder:
         self._out: list[bytes] = []
         self._err: list[bytes] = []
         self._lock = threading.Lock()
+        self._on_bytes = on_bytes
+        self._callback_error: BaseException | None = None
         if fmt not in ("pcm", "wav"):
             self._proc = subprocess.Popen(
                 _ffmpeg_encode_args(fmt, sr, self.out_sr, streaming=True),
@@ -212,22 +227,40 @@ class StreamEncoder:
             # drain pipes in threads so a full stdout buffer can never deadlock write()
             self._threads = [
                 threading.Thread(
-                    target=self._drain, args=(self._proc.stdout, self._out), daemon=True
+                    target=self._drain, args=(self._proc.stdout, self._deliver), daemon=True
                 ),
                 threading.Thread(
-                    target=self._drain, args=(self._proc.stderr, self._err), daemon=True
+                    target=self._drain, args=(self._proc.stderr, self._err.append), daemon=True
                 ),
             ]
             for t in self._threads:
                 t.start()
 
-    def _drain(self, pipe, sink: list[bytes]) -> None:
+    def _drain(self, pipe, sink: Callable[[bytes], None]) -> None:
         while True:
             data = os.read(pipe.fileno(), 65536)
             if not data:
                 break
             with self._lock:
-                sink.append(data)
+                sink(data)
+
+    def _deliver(self, data: bytes) -> None:
+        if self._on_bytes is None:
+            self._out.append(data)
+        elif self._callback_error is None:
+            try:
+                self._on_bytes(data)
+            except Exception as exc:  # noqa: BLE001 - re-raised at the next write or close
+                self._callback_error = exc
+
+    def _result(self, data: bytes) -> bytes:
+        """What write/close return: ``data``, or nothing once it went to ``on_bytes``."""
+        if self._callback_error is not None:
+            raise self._callback_error
+        if self._on_bytes is None or not data:
+            return data
+        self._on_bytes(data)
+        return b""
 
     def _take(self) -> bytes:
         with self._lock:
@@ -243,14 +276,14 @@ class StreamEncoder:
             pcm = to_int16(dsp.resample(x, self.sr, self.out_sr)).tobytes()
             if self.fmt == "wav" and not self._header_sent:
                 self._header_sent = True
-                return wav_stream_header(self.out_sr) + pcm
-            return pcm
+                pcm = wav_stream_header(self.out_sr) + pcm
+            return self._result(pcm)
         try:
             self._proc.stdin.write(to_int16(x).tobytes())
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise RuntimeError(f"ffmpeg {self.fmt} stream died: {self._stderr()}") from None
-        return self._take()
+        return self._result(self._take())
 
     def _stderr(self) -> str:
         with self._lock:
@@ -263,7 +296,7 @@ class StreamEncoder:
         if self._proc is None:
             if self.fmt == "wav" and not self._header_sent:
                 self._header_sent = True
-                return wav_stream_header(self.out_sr)
+                return self._result(wav_stream_header(self.out_sr))
             return b""
         self._proc.stdin.close()
         rc = self._proc.wait(timeout=FFMPEG_TIMEOUT_S)
@@ -271,7 +304,7 @@ class StreamEncoder:
             t.join(timeout=5)
         if rc != 0:
             raise RuntimeError(f"ffmpeg {self.fmt} stream failed: {self._stderr()}")
-        return self._take()
+        return self._result(self._take())
 
     def abort(self) -> None:
         """Client went away: stop the encoder without waiting for output."""

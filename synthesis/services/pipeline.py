@@ -49,7 +49,10 @@ class _StreamSink:
         self.job = job
         self.joiner = dsp.CrossfadeJoiner(sr, CROSSFADE_MS)
         self.marker = watermark_stream(job, sr)
-        self.encoder = audio.StreamEncoder(job.format, sr, job.sample_rate or sr)
+        # Encoded bytes go out as soon as ffmpeg has them, not at the next sentence.
+        self.encoder = audio.StreamEncoder(
+            job.format, sr, job.sample_rate or sr, on_bytes=self._publish
+        )
         self.sent: list[np.ndarray] = []
 
     def add(self, samples: np.ndarray, pause_ms: int) -> None:
@@ -59,13 +62,13 @@ class _StreamSink:
         """Send the rest; returns the whole marked clip that was sent."""
         self._send(self.marker.write(self.joiner.close()))
         self._send(self.marker.close())
-        self._publish(self.encoder.close())
+        self.encoder.close()
         return np.concatenate(self.sent)
 
     def _send(self, marked: np.ndarray) -> None:
         if len(marked):
             self.sent.append(marked)
-            self._publish(self.encoder.write(marked))
+            self.encoder.write(marked)
 
     def _publish(self, data: bytes) -> None:
         if data:

