@@ -58,12 +58,15 @@ class MarkFormat:
     delta_db: float  # lattice step of a group's projection (dB) at strength 1.0
     floor_db: float  # cells are floored at (reference - floor_db)
     movable_db: float  # the embedder modifies only cells within this of the reference
+    carrier_hz: tuple[float, float] | None = None  # bands wholly inside carry it; None: all
 
 
 V2 = MarkFormat(2, b"timbre-ss/v2/layout", "clip", 6.75, 40.0, 32.0)
 # v3's per-pair reference sits higher than a clip percentile, so its floor is nearer and
 # every cell above the floor is movable (cells left between them only add noise).
-V3 = MarkFormat(3, b"timbre-ss/v3/layout", "running", 5.0, 35.0, 34.0)
+# Its bands stop inside the telephone passband (G.712, 300-3400 Hz): a phone line's filter
+# edges wreck the outermost bands (300-362 Hz and 3397-3533 Hz).
+V3 = MarkFormat(3, b"timbre-ss/v3/layout", "running", 5.0, 35.0, 34.0, (360.0, 3400.0))
 FORMATS = (V3, V2)
 CURRENT = V3
 # Running reference (v3): a pair's reference is the loudest 95th-percentile cell of it and
@@ -87,6 +90,13 @@ WINDOW_SUM = float(WINDOW.sum())
 FREQS = np.fft.rfftfreq(WIN, 1.0 / FS_D)
 
 
+def carrier_bands(fmt: MarkFormat) -> np.ndarray:
+    if fmt.carrier_hz is None:
+        return np.ones(NB, dtype=bool)
+    lo, hi = fmt.carrier_hz
+    return (EDGES[:-1] >= lo) & (EDGES[1:] <= hi)
+
+
 class Layout:
     """Keyed, per-period layout: cell -> group, projection coefficients, dithers, roles."""
 
@@ -107,12 +117,9 @@ class Layout:
                 cells_of = np.nonzero(g == gid)[0]
                 c[cells_of] = rng.permutation(np.arange(len(cells_of)) % 2 * 2.0 - 1.0)
             c = c.reshape(PERIOD_SLOTS, NB)
-            import os
-
-            ex = [int(b) for b in os.environ.get("WMX", "").split(",") if b]
-            c[:, ex] = 0.0
         else:
             c = rng.choice(np.array([-1.0, 1.0]), size=(PERIOD_SLOTS, NB))
+        c[:, ~carrier_bands(fmt)] = 0.0  # other bands are analysed, never moved or read
         mean = np.bincount(g, c.ravel(), N_GROUPS) / np.bincount(g, minlength=N_GROUPS)
         c = c - mean[group]
         norm = np.sqrt(np.bincount(g, (c**2).ravel(), N_GROUPS))
