@@ -3,6 +3,7 @@ built-in mark, writes JSON and the markdown report (matrix, issue-11 goals, unma
 music, quality, cost, command), and puts a previous run's figures beside the new ones."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -89,9 +90,13 @@ def test_bench_writes_the_report_and_compares_with_before(tmp_path):
     ):
         assert heading in report
     assert "python -m bench.watermark.run --builtin --lengths 1.5,3" in report
-    assert "| crop_start_1.3s | n/a | 100% |" in report
-    assert (
-        "| 3 s: first 1.3 s cut away | crop_start_1.3s @ 3 s | ≥ 90% | 100% | **met** |" in report
+    # The report's shape, not the mark's figures (those are the bench's job).
+    assert re.search(r"^\| crop_start_1\.3s \| n/a \| \d+% \|$", report, re.M)
+    assert re.search(
+        r"^\| 3 s: first 1\.3 s cut away \| crop_start_1\.3s @ 3 s \| ≥ 90% \| \d+% \| "
+        r"(\*\*met\*\*|missed by [\d.]+ pts) \|$",
+        report,
+        re.M,
     )
     # Goals measured nowhere in this small run say so rather than passing.
     assert "| tempo_+2 @ 3 s | ≥ 90% | – | not measured |" in report

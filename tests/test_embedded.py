@@ -199,7 +199,7 @@ def run_curl(argv: list[str], cwd: Path, key: str, base: str) -> None:
     method, headers, body, out, url = "GET", {}, None, None, None
     args = iter(argv[1:])
     for arg in args:
-        if arg == "-s":
+        if arg in ("-s", "-N"):  # quiet, unbuffered: nothing to do for a client that waits
             continue
         elif arg == "-X":
             method = next(args)
@@ -242,14 +242,17 @@ def test_serves_with_gunicorn_and_sqlite_in_wal_mode(embedded):
 def test_readme_curl_examples(embedded, tmp_path):
     block = readme_block("## Quick start", "bash", "curl")
     commands = [argv for argv in shell_commands(block) if argv and argv[0] == "curl"]
-    assert len(commands) == 2, block
-    list_voices, speak = commands
+    assert len(commands) == 3, block
+    list_voices, speak, stream = commands
     listing = tmp_path / "voices.json"
     run_curl([*list_voices, "-o", str(listing)], tmp_path, embedded.key, embedded.base)
     assert "stock-joe" in {voice["slug"] for voice in json.loads(listing.read_text())["results"]}
     run_curl(speak, tmp_path, embedded.key, embedded.base)
     samples, sr = decode((tmp_path / "hello.mp3").read_bytes(), "mp3")
     assert plausible(len(samples) / sr, "Hello from Timbre!")
+    run_curl(stream, tmp_path, embedded.key, embedded.base)
+    samples, sr = decode((tmp_path / "stream.mp3").read_bytes(), "mp3")
+    assert plausible(len(samples) / sr, "This starts at once. The rest follows as it is made.")
 
 
 def test_readme_openai_sdk_example(embedded, tmp_path, monkeypatch):

@@ -310,10 +310,3 @@ class StreamingEmbedder:
         self.mark_energy += energy
         self.mark8.add(a, mark)
         self.marked_pairs += 1
-
-
-def embed(samples: np.ndarray, sr: int, payload: bytes, key: bytes, strength: float = 1.0):
-    """Mark a whole clip: one stream of one piece."""
-    stream = StreamingEmbedder(sr, payload, key, strength)
-    head = stream.write(samples)
-    return np.concatenate([head, stream.close()])
