@@ -86,6 +86,11 @@ def _claim(job_id: str) -> SynthesisRequest | None:
     job = SynthesisRequest.dangerously_unscoped.select_related(
         "tenant", "tenant__plan", "api_key", "character_reservation", "slot_reservation"
     ).get(pk=job_id)
+    for reservation in (job.character_reservation, job.slot_reservation):
+        if reservation is not None:
+            # The job's own tenant (with its plan) and key: settling reads them, and would
+            # otherwise load each once per reservation.
+            reservation.tenant, reservation.api_key = job.tenant, job.api_key
     if not claimed:
         if job.status == SynthesisRequest.Status.PROCESSING:
             # Redelivered after the worker that held it died: fail it rather than risk a
@@ -106,6 +111,7 @@ def run(job_id: str) -> None:
         # Again in the worker: the consent may have been revoked while the job was queued.
         check_usable_now(job.voice_id)
         version = rollout.ModelVersion.dangerously_unscoped.get(pk=job.model_version)
+        job.model_family = version.family  # for the metrics, without reading it again
         # Held to the end: a hot swap that drops the version meanwhile does not close it.
         held = engine_cache().lease(rollout.spec_for(version))
         engine = held.engine
@@ -148,7 +154,7 @@ def run(job_id: str) -> None:
         job.audio_key, job.audio_bytes = key, len(encoded)
         job.audio_seconds = round(len(clip) / sr, 3)
         quality.maybe_sample(job)  # before `succeed` clears the text
-        succeed(job)
+        succeed(job, audio=encoded)
     except (ConsentRevoked, VoiceNotReady) as exc:
         fail(job, exc.error_code, exc.message)
     except WatermarkFailed as exc:
@@ -184,7 +190,9 @@ RESULT_FIELDS = (
 )
 
 
-def succeed(job: SynthesisRequest) -> None:
+def succeed(job: SynthesisRequest, audio: bytes | None = None) -> None:
+    """Record the success, settle the quota and write the usage ledger (one transaction), then
+    announce it; `audio`, the stored clip, goes along to a waiting sync request."""
     job.status = SynthesisRequest.Status.SUCCEEDED
     job.finished_at = timezone.now()
     job.text = ""  # keep only the hash and length once the audio exists
@@ -211,7 +219,7 @@ def succeed(job: SynthesisRequest) -> None:
             status=UsageRecord.Status.SUCCEEDED,
         )
     _observe(job)
-    _announce(job)
+    _announce(job, audio)
 
 
 def fail(job: SynthesisRequest, code: str, message: str) -> None:
@@ -249,7 +257,7 @@ def fail(job: SynthesisRequest, code: str, message: str) -> None:
 
 def _observe(job: SynthesisRequest) -> None:
     try:
-        family = (
+        family = getattr(job, "model_family", None) or (
             rollout.ModelVersion.dangerously_unscoped.filter(pk=job.model_version)
             .values_list("family", flat=True)
             .first()
@@ -270,9 +278,31 @@ def _observe(job: SynthesisRequest) -> None:
     )
 
 
-def _announce(job: SynthesisRequest) -> None:
+# What a success's `end` message carries, so the waiting web process needs no reload.
+ANNOUNCED_FIELDS = (*RESULT_FIELDS, "started_at", "attempts")
+
+
+def _announce(job: SynthesisRequest, audio: bytes | None = None) -> None:
+    result = None
+    if job.status == SynthesisRequest.Status.SUCCEEDED:
+        result = {name: getattr(job, name) for name in ANNOUNCED_FIELDS}
+        for name in ("finished_at", "started_at"):
+            result[name] = result[name].isoformat() if result[name] else None
+        if (
+            job.mode != SynthesisRequest.Mode.SYNC
+            or audio is None
+            or len(audio) > settings.SYNTHESIS_INLINE_AUDIO_MAX_BYTES
+        ):
+            audio = None  # nobody waits for it here, or too large: read back from storage
+    else:
+        audio = None
     channels.publish_end(
-        str(job.pk), status=job.status, error_code=job.error_code, error_message=job.error_message
+        str(job.pk),
+        audio=audio,
+        status=job.status,
+        error_code=job.error_code,
+        error_message=job.error_message,
+        result=result,
     )
     if job.webhook_url:
         transaction.on_commit(lambda: enqueue(DELIVER_WEBHOOK_TASK, str(job.pk)))
