@@ -56,14 +56,19 @@ def _wrap(func, name: str, label=None):
 
 
 def _patch(target: str, name: str, label=None) -> None:
-    """target: "module:attr" or "module:Class.attr"."""
+    """target: "module:attr" or "module:Class.attr"; one that does not exist in this version of
+    the code is skipped, so one bench compares versions."""
     module_name, _, path = target.partition(":")
     owner = importlib.import_module(module_name)
     *parents, attr = path.split(".")
     for part in parents:
         owner = getattr(owner, part)
-    original = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
-    setattr(owner, attr, _wrap(original, name, label))
+    if isinstance(owner, type):
+        original = owner.__dict__.get(attr)
+    else:
+        original = getattr(owner, attr, None)
+    if original is not None:
+        setattr(owner, attr, _wrap(original, name, label))
 
 
 def _sql_label(args) -> str:
@@ -89,7 +94,9 @@ WEB = [
     ("tenancy.services.quotas:reserve", "web.admission.reserve"),
     ("synthesis.services.admission:dispatch", "web.enqueue"),
     ("synthesis.services:wait", "web.wait"),
-    ("synthesis.services.results:channels.wait_for_end", "web.wait.channel"),
+    ("synthesis.services:wait_for_result", "web.wait"),
+    ("synthesis.channels:wait_for_end", "web.wait.channel"),
+    ("synthesis.channels:wait_for_end_message", "web.wait.channel"),
     ("synthesis.services:audio_bytes", "web.read_back"),
     ("synthesis.api.views:finished_response", "web.response"),
 ]
@@ -119,6 +126,7 @@ COMMON = [
     ("django.db.backends.utils:CursorWrapper.execute", "sql", _sql_label),
     ("django.db.backends.utils:CursorWrapper.executemany", "sql", _sql_label),
     ("django.db.backends.base.base:BaseDatabaseWrapper._commit", "sql", lambda a: "COMMIT"),
+    ("django.db.backends.base.base:BaseDatabaseWrapper.connect", "sql", lambda a: "CONNECT"),
     ("redis.client:Redis.execute_command", "redis", _redis_label),
     ("redis.client:Pipeline.execute", "redis", lambda a: "PIPELINE"),
 ]

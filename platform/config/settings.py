@@ -302,6 +302,10 @@ SYNTHESIS_SYNC_TIMEOUT_S = env_int("SYNTHESIS_SYNC_TIMEOUT_S", CELERY_SYNTHESIS_
 # process (no storage read-back); larger audio is read back from storage. It is stored either way.
 SYNTHESIS_INLINE_AUDIO_MAX_BYTES = env_int("SYNTHESIS_INLINE_AUDIO_MAX_BYTES", 4 * 1024 * 1024)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 200)
+# Celery's Django fixup closes database connections only every this many tasks (default: before
+# and after every task); config/celery.py closes them by Django's own rules (CONN_MAX_AGE,
+# errors) at each task boundary instead.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # --- Synthesis and watermarking -----------------------------------------------------------
 # The queue synthesis jobs go to (`gpu` workers; a CPU worker serves it where there is no GPU).
