@@ -143,7 +143,7 @@ def main() -> None:
 
             get_storage().ensure_bucket()
         engine = sa.engine_alone(args.repeats, TEXT_NAMES)
-        stack = sa.Stack(1, 8711)
+        stack = sa.Stack(1, 8731)
         try:
             sa.warm(stack.base, token, 2)
             windows = timed_requests(stack.base, token, TEXT_NAMES, args.repeats)
@@ -154,7 +154,7 @@ def main() -> None:
         breakdown = None
         if not args.no_spans:
             spans_file = Path(tempfile.mkdtemp(prefix="timbre-spans-")) / "spans.jsonl"
-            stack = sa.Stack(1, 8712, spans=spans_file)
+            stack = sa.Stack(1, 8732, spans=spans_file)
             try:
                 sa.warm(stack.base, token, 2)
                 spans_file.write_text("")  # the warm-up's spans go

@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     token = sa.setup_tenant()
-    stack = sa.Stack(args.workers, 8721, web_processes=args.web_processes)
+    stack = sa.Stack(args.workers, 8741, web_processes=args.web_processes)
     try:
         sa.warm(stack.base, token, args.workers)
         results = {
