@@ -45,7 +45,7 @@ EVENTS = [
     ("engine: synthesis", "worker.join", 4),
     ("engine: join", "worker.join", 5),
     ("prompt-cache store, consent check", "worker.watermark", 4),
-    ("watermark", "worker.watermark", 5),
+    ("watermark (the rest of it, when marked ahead)", "worker.watermark", 5),
     ("encode", "worker.encode", 5),
     ("storage write", "storage.put", 5),
     ("quality sample", "worker.succeed", 4),

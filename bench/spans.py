@@ -111,6 +111,10 @@ WORKER = [
     ("synthesis.services.pipeline:iter_synthesis", "worker.engine"),
     ("synthesis.services.pipeline:dsp.crossfade_join", "worker.join"),
     ("synthesis.services.pipeline:watermark_clip", "worker.watermark"),
+    # Sync requests marked ahead on a second thread: the pieces, and the wait for the rest.
+    ("synthesis.services.pipeline:_MarkAhead.finish", "worker.watermark"),
+    ("synthesis.watermarking:MarkedStream.write", "worker.mark_piece"),
+    ("synthesis.watermarking:MarkedStream.close", "worker.mark_piece"),
     ("synthesis.services.pipeline:audio.encode", "worker.encode"),
     ("synthesis.services.pipeline:quality.maybe_sample", "worker.quality_sample"),
     ("synthesis.services.pipeline:succeed", "worker.succeed"),

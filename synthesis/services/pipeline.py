@@ -8,6 +8,8 @@ succeeded or failed, and success is accepted only from `processing`.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from datetime import timedelta
 
@@ -29,7 +31,7 @@ from synthesis import channels
 from synthesis.models import SynthesisRequest
 from synthesis.services import prompt_cache
 from synthesis.services.queueing import DELIVER_WEBHOOK_TASK, enqueue
-from synthesis.watermarking import WatermarkFailed, watermark_clip, watermark_stream
+from synthesis.watermarking import WatermarkFailed, backends, watermark_clip, watermark_stream
 from tenancy.models import UsageRecord
 from tenancy.services import quotas, usage
 from voices.services import ConsentRevoked, VoiceNotReady, check_usable_now
@@ -78,6 +80,56 @@ class _StreamSink:
         self.encoder.abort()
 
 
+class _MarkAhead:
+    """A sync request's audio marked sentence by sentence on a second thread while the engine
+    makes the next sentence, so little marking is left when synthesis ends. The streaming
+    embedder gives the mark of the whole clip however the audio is cut, and the chunks are
+    joined as ``crossfade_join`` joins them: the result is the clip ``watermark_clip`` would
+    give. Only where every configured backend marks a stream (see ``_can_mark_ahead``)."""
+
+    _STOP = object()
+
+    def __init__(self, job: SynthesisRequest, sr: int):
+        self.joiner = dsp.CrossfadeJoiner(sr, CROSSFADE_MS)
+        self.marker = watermark_stream(job, sr)
+        self.pieces: queue.SimpleQueue = queue.SimpleQueue()
+        self.marked: list[np.ndarray] = []
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._mark, name=f"mark-{job.pk}", daemon=True)
+        self.thread.start()
+
+    def add(self, samples: np.ndarray, pause_ms: int) -> None:
+        self.pieces.put((samples, pause_ms))
+
+    def finish(self) -> np.ndarray:
+        """The whole marked clip. Raises what marking raised (WatermarkFailed)."""
+        self.pieces.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return np.concatenate(self.marked)
+
+    def abort(self) -> None:
+        self.pieces.put(self._STOP)
+
+    def _mark(self) -> None:
+        try:
+            while (piece := self.pieces.get()) is not None:
+                if piece is self._STOP:
+                    return
+                self.marked.append(self.marker.write(self.joiner.push(*piece)))
+            self.marked.append(self.marker.write(self.joiner.close()))
+            self.marked.append(self.marker.close())
+        except Exception as exc:  # noqa: BLE001 - finish() raises it in the task's thread
+            self.error = exc
+
+
+def _can_mark_ahead() -> bool:
+    """Every configured backend marks a stream (the built-in one; audiowmark needs the whole
+    clip, so with it the whole clip is marked at the end)."""
+    return all(getattr(backend, "streaming", False) for backend in backends())
+
+
 def _claim(job_id: str) -> SynthesisRequest | None:
     now = timezone.now()
     claimed = SynthesisRequest.dangerously_unscoped.filter(
@@ -106,7 +158,7 @@ def run(job_id: str) -> None:
     job = _claim(job_id)
     if job is None:
         return
-    sink = held = None
+    sink = held = ahead = None
     try:
         # Again in the worker: the consent may have been revoked while the job was queued.
         check_usable_now(job.voice_id)
@@ -128,6 +180,8 @@ def run(job_id: str) -> None:
             if sink is not None:
                 sink.add(clip, 0)
         else:
+            if sink is None and _can_mark_ahead():
+                ahead = _MarkAhead(job, sr)
             started = time.perf_counter()
             parts, pauses = [], []
             for samples, pause_ms in iter_synthesis(engine, segments, controls):
@@ -135,6 +189,8 @@ def run(job_id: str) -> None:
                 pauses.append(pause_ms)
                 if sink is not None:
                     sink.add(samples, pause_ms)
+                if ahead is not None:
+                    ahead.add(samples, pause_ms)
             clip = dsp.crossfade_join(parts, sr, CROSSFADE_MS, pauses)
             job.synthesis_ms = int((time.perf_counter() - started) * 1000)
             prompt_cache.store(cache_key, job.tenant_id, clip, sr)
@@ -143,6 +199,8 @@ def run(job_id: str) -> None:
         check_usable_now(job.voice_id)  # and once more before the rest of the audio leaves
         if sink is not None:
             marked = sink.finish()  # marked as it was sent: store what the client heard
+        elif ahead is not None:
+            marked = ahead.finish()  # fail closed too: no mark, no audio
         else:
             marked = watermark_clip(job, clip, sr)  # fail closed: no mark, no audio
         encoded = audio.encode(marked, sr, job.format, job.sample_rate or sr)
@@ -169,6 +227,8 @@ def run(job_id: str) -> None:
     finally:
         if sink is not None:
             sink.abort()
+        if ahead is not None:
+            ahead.abort()
         if held is not None:
             held.release()
 

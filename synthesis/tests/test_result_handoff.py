@@ -1,18 +1,24 @@
-"""A sync request's result handed from the worker to the waiting web process: the `end`
-message carries the request's final fields and the stored clip, so the web process answers
-without reloading the row or reading the object back; large clips are read back instead.
-Real worker processes, real Piper audio, real S3 (moto) and PostgreSQL."""
+"""The sync path's hand-offs. The worker marks the audio sentence by sentence while the engine
+makes the next one, and gets the clip whole-clip marking gives. The worker hands the result to
+the waiting web process: the `end` message carries the request's final fields and the stored
+clip, so the web process answers without reloading the row or reading the object back; large
+clips are read back instead. Real worker processes, real Piper audio, real S3 (moto) and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 
 from core.storage import get_storage
-from synthesis import services
+from speech import dsp, text
+from speech.engines.base import SynthesisControls, iter_synthesis
+from speech.engines.piper_engine import PiperEngine
+from synthesis import services, watermarking
 from synthesis.models import SynthesisRequest
-from synthesis.services.pipeline import ANNOUNCED_FIELDS
+from synthesis.services.pipeline import ANNOUNCED_FIELDS, CROSSFADE_MS, _MarkAhead
 from tenancy.models import QuotaReservation, UsageRecord
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -80,3 +86,30 @@ def test_a_clip_over_the_inline_limit_is_read_back_from_storage(
     job = SynthesisRequest.objects.for_tenant(tenant).get(pk=response["X-Synthesis-Id"])
     assert response.content == get_storage().get(job.audio_key)
     assert len(stored) > 1000 and response["X-Characters-Billed"] == str(len(TEXT))
+
+
+def test_marking_ahead_gives_the_whole_clip_mark():
+    """Sentence by sentence on the marking thread, as the worker does for a sync request: the
+    same samples (to float rounding) and the same recorded payload as marking the joined clip."""
+    engine = PiperEngine()
+    engine.load()
+    try:
+        segments = text.prepare("Thanks for calling. How can I help you today? Goodbye for now.")
+        chunks = list(iter_synthesis(engine, segments, SynthesisControls()))
+        sr = engine.sample_rate
+    finally:
+        engine.close()
+    assert len(chunks) >= 3
+    ahead_job, whole_job = (SynthesisRequest(id=uuid.UUID(int=7)) for _ in range(2))
+    ahead = _MarkAhead(ahead_job, sr)
+    for samples, pause_ms in chunks:
+        ahead.add(samples, pause_ms)
+    marked = ahead.finish()
+    clip = dsp.crossfade_join([c for c, _ in chunks], sr, CROSSFADE_MS, [p for _, p in chunks])
+    whole = watermarking.watermark_clip(whole_job, clip, sr)
+    assert len(marked) == len(clip) == len(whole)
+    assert np.max(np.abs(marked - whole)) < 1e-4
+    assert ahead_job.watermark_payload == whole_job.watermark_payload != ""
+    backend, detection = watermarking.detect_samples(marked, sr)
+    assert detection.verdict == "watermarked"
+    assert detection.payload.hex() == ahead_job.watermark_payload
