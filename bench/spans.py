@@ -62,7 +62,9 @@ def _patch(target: str, name: str, label=None) -> None:
     owner = importlib.import_module(module_name)
     *parents, attr = path.split(".")
     for part in parents:
-        owner = getattr(owner, part)
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return
     if isinstance(owner, type):
         original = owner.__dict__.get(attr)
     else:
