@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock | sha1sum | cut -c1-12
 NODE_STAMP := frontend/node_modules/.installed-$(shell cat frontend/package-lock.json | sha1sum | cut -c1-12)
 SYSTEM_PACKAGES := espeak-ng sox libsox-fmt-all ffmpeg libsndfile1 chromium curl jq nodejs
 
-.PHONY: run test test-unit lint format bench bench-control bench-synthesis bench-watermark system-deps services deps lock vendor clean
+.PHONY: run test test-unit lint format bench bench-control bench-synthesis bench-overhead bench-load bench-watermark system-deps services deps lock vendor clean
 
 deps: system-deps $(STAMP) $(NODE_STAMP)
 
@@ -69,7 +69,7 @@ format: deps
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: bench-control bench-synthesis bench-watermark
+bench: bench-control bench-synthesis bench-overhead bench-load bench-watermark
 
 bench-control: deps services
 	$(PY) bench/control_plane.py
@@ -77,6 +77,14 @@ bench-control: deps services
 bench-synthesis: deps services
 	$(PY) bench/synthesis_api.py
 	$(PY) bench/prompt_cache.py
+
+# A short sync request's overhead over the engine alone, and where it goes (timing spans).
+bench-overhead: deps services
+	flock /tmp/timbre-bench.lock $(PY) bench/overhead.py
+
+# Throughput and latency under locust against gunicorn with several processes.
+bench-load: deps services
+	flock /tmp/timbre-bench.lock $(PY) bench/load/run.py
 
 # Issue 11's attack-suite matrix (docs/watermark.md): every attack x 1, 1.5, 2, 3, 5, 10 s, 1,000
 # unmarked speech + 1,000 music clips. flock keeps concurrent benchmarks from sharing the CPUs.

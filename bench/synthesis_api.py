@@ -92,7 +92,7 @@ def setup_tenant() -> str:
     return keys.create_key(Access.operator(tenant), name="bench", scopes=["admin"]).token
 
 
-def engine_alone(repeats: int) -> dict[str, list[float]]:
+def engine_alone(repeats: int, names=tuple(TEXTS)) -> dict[str, list[float]]:
     from speech import dsp, text
     from speech.engines.base import SynthesisControls, iter_synthesis
     from speech.engines.piper_engine import PiperEngine
@@ -100,8 +100,8 @@ def engine_alone(repeats: int) -> dict[str, list[float]]:
     engine = PiperEngine()
     engine.load()
     results = {}
-    for name, sample in TEXTS.items():
-        times = []
+    for name in names:
+        sample, times = TEXTS[name], []
         for _ in range(repeats):
             started = time.perf_counter()
             parts, pauses = [], []
@@ -116,22 +116,36 @@ def engine_alone(repeats: int) -> dict[str, list[float]]:
 
 
 class Stack:
-    def __init__(self, workers: int, port: int):
+    """gunicorn (`web_processes` x 8 threads) and a Celery worker of `workers` processes.
+    With `spans` (a file), both record timing spans there (bench/spans.py)."""
+
+    def __init__(self, workers: int, port: int, spans: Path | None = None, web_processes: int = 2):
         from config.celery import worker_command
 
         env = {**os.environ, "SYNTHESIS_ENGINE_CACHE_SIZE": "2"}
+        web_options, worker = (
+            [],
+            worker_command(
+                "gpu,cpu", workers, "--loglevel", "WARNING", "-n", f"bench-{RUN}-{workers}@%h"
+            ),
+        )
+        if spans is not None:
+            env["TIMBRE_BENCH_SPANS"] = str(spans)
+            web_options = ["-c", str(ROOT / "bench" / "spans_gunicorn.py")]
+            worker[1:3] = [str(ROOT / "bench" / "spans_celery.py")]  # for `-m celery`
         self.web = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
+                *web_options,
                 "config.wsgi:application",
                 "--pythonpath",
                 str(ROOT / "platform"),
                 "-b",
                 f"127.0.0.1:{port}",
                 "-w",
-                "2",
+                str(web_processes),
                 "--threads",
                 "8",
                 "--timeout",
@@ -144,9 +158,7 @@ class Stack:
             start_new_session=True,
         )
         self.worker = subprocess.Popen(
-            worker_command(
-                "gpu,cpu", workers, "--loglevel", "WARNING", "-n", f"bench-{RUN}-{workers}@%h"
-            ),
+            worker,
             env=env,
             cwd=ROOT,
             start_new_session=True,

@@ -1,8 +1,11 @@
 """Result channel from a worker to the web process that waits on a request.
 
 The worker publishes audio chunks (streaming mode) and one final `end` message for every
-request; the web process consumes them. Redis lists when `REDIS_URL` is set (BLPOP wakes the
-consumer at once); files under VAR_DIR in the embedded mode, polled.
+request; the web process consumes them. An `end` message is JSON (the request's outcome, and
+for a success the fields the web process would otherwise reload), optionally followed by a NUL
+byte and the delivered audio itself, so a sync request's web process needs no database reload
+and no storage read (JSON never holds a raw NUL). Redis lists when `REDIS_URL` is set (BLPOP
+wakes the consumer at once); files under VAR_DIR in the embedded mode, polled.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from django.conf import settings
 
 CHUNK, END = b"c", b"e"
+AUDIO_SEPARATOR = b"\x00"
 TTL_SECONDS = 900
 
 
@@ -30,7 +34,13 @@ class Message:
 
     @property
     def end(self) -> dict:
-        return json.loads(self.data)
+        return json.loads(self.data.partition(AUDIO_SEPARATOR)[0])
+
+    @property
+    def audio(self) -> bytes | None:
+        """The audio an `end` message carries, if any."""
+        _, separator, audio = self.data.partition(AUDIO_SEPARATOR)
+        return audio if separator else None
 
 
 class ChannelTimeout(TimeoutError):
@@ -151,8 +161,11 @@ def publish_chunk(request_id: str, data: bytes) -> None:
     get_channel().publish(request_id, CHUNK, data)
 
 
-def publish_end(request_id: str, **status) -> None:
-    get_channel().publish(request_id, END, json.dumps(status).encode())
+def publish_end(request_id: str, audio: bytes | None = None, **status) -> None:
+    data = json.dumps(status).encode()
+    if audio is not None:
+        data += AUDIO_SEPARATOR + audio
+    get_channel().publish(request_id, END, data)
 
 
 def sweep() -> int:
@@ -161,7 +174,11 @@ def sweep() -> int:
 
 
 def wait_for_end(request_id: str, timeout: float) -> dict:
+    return wait_for_end_message(request_id, timeout).end
+
+
+def wait_for_end_message(request_id: str, timeout: float) -> Message:
     for message in get_channel().consume(request_id, timeout):
         if message.kind == END:
-            return message.end
+            return message
     raise ChannelTimeout(request_id)

@@ -7,6 +7,8 @@ import sys
 
 from celery import Celery
 from celery.signals import (
+    task_postrun,
+    task_prerun,
     worker_process_init,
     worker_process_shutdown,
     worker_ready,
@@ -97,6 +99,20 @@ def _pin_threads(**kwargs):
     # threads would cost every worker process a few hundred MB.
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
+
+
+# Database connections across tasks ------------------------------------------------------------
+# Celery's Django fixup closes every connection before and after each task unless
+# CELERY_DB_REUSE_MAX is set (settings: it is), so each short synthesis paid a new PostgreSQL
+# connection and a backend with cold caches (about 8 ms measured, bench/overhead.py). Tasks
+# treat connections as Django treats requests instead: kept for CONN_MAX_AGE, dropped when
+# broken or in a failed transaction.
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_old_connections(**kwargs):
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 # Hot swap and worker metrics (rollout/engines.py, core/metrics.py) ---------------------------

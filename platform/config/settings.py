@@ -298,7 +298,14 @@ CELERY_SYNTHESIS_TIME_LIMIT = env_int("SYNTHESIS_TIME_LIMIT", 120)
 # How long the web process waits on a request's channel (sync: for the result; stream: for the
 # whole stream) before it fails the request, 504 `synthesis_timeout`, and refunds it.
 SYNTHESIS_SYNC_TIMEOUT_S = env_int("SYNTHESIS_SYNC_TIMEOUT_S", CELERY_SYNTHESIS_TIME_LIMIT + 10)
+# A sync request's audio up to this size rides the worker's `end` message to the waiting web
+# process (no storage read-back); larger audio is read back from storage. It is stored either way.
+SYNTHESIS_INLINE_AUDIO_MAX_BYTES = env_int("SYNTHESIS_INLINE_AUDIO_MAX_BYTES", 4 * 1024 * 1024)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 200)
+# Celery's Django fixup closes database connections only every this many tasks (default: before
+# and after every task); config/celery.py closes them by Django's own rules (CONN_MAX_AGE,
+# errors) at each task boundary instead.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # --- Synthesis and watermarking -----------------------------------------------------------
 # The queue synthesis jobs go to (`gpu` workers; a CPU worker serves it where there is no GPU).

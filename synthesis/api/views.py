@@ -57,7 +57,11 @@ def streaming_response(job: SynthesisRequest) -> HttpResponse:
     return response
 
 
-def finished_response(job: SynthesisRequest, delivery: str) -> HttpResponse:
+def finished_response(
+    job: SynthesisRequest, delivery: str, audio_data: bytes | None = None
+) -> HttpResponse:
+    """The finished request's answer; `audio_data`, when the worker handed it over, spares the
+    read back from storage."""
     if job.status != SynthesisRequest.Status.SUCCEEDED:
         raise services.failure_error(job)
     if delivery == "url":
@@ -65,9 +69,9 @@ def finished_response(job: SynthesisRequest, delivery: str) -> HttpResponse:
         data["audio_url"] = services.download_url(job)
         response = Response(data)
     else:
-        response = HttpResponse(
-            services.audio_bytes(job), content_type=audio.CONTENT_TYPES[job.format]
-        )
+        if audio_data is None:
+            audio_data = services.audio_bytes(job)
+        response = HttpResponse(audio_data, content_type=audio.CONTENT_TYPES[job.format])
         response["Content-Disposition"] = (
             f'inline; filename="{job.pk}.{audio.FILE_EXTENSIONS[job.format]}"'
         )
@@ -128,7 +132,8 @@ class SynthesizeView(TenantScopedAPIView):
             return response
         if job.mode == SynthesisRequest.Mode.STREAM:
             return streaming_response(job)
-        return finished_response(services.wait(job), data["delivery"])
+        job, audio_data = services.wait_for_result(job)
+        return finished_response(job, data["delivery"], audio_data)
 
 
 class SynthesisRequestFilter(TenantScopedFilterSet):

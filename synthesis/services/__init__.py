@@ -27,6 +27,7 @@ from synthesis.services.results import (
     stream_timeout,
     time_out,
     wait,
+    wait_for_result,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "time_out",
     "validate",
     "wait",
+    "wait_for_result",
 ]

@@ -8,6 +8,8 @@ succeeded or failed, and success is accepted only from `processing`.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from datetime import timedelta
 
@@ -29,7 +31,7 @@ from synthesis import channels
 from synthesis.models import SynthesisRequest
 from synthesis.services import prompt_cache
 from synthesis.services.queueing import DELIVER_WEBHOOK_TASK, enqueue
-from synthesis.watermarking import WatermarkFailed, watermark_clip, watermark_stream
+from synthesis.watermarking import WatermarkFailed, backends, watermark_clip, watermark_stream
 from tenancy.models import UsageRecord
 from tenancy.services import quotas, usage
 from voices.services import ConsentRevoked, VoiceNotReady, check_usable_now
@@ -78,6 +80,56 @@ class _StreamSink:
         self.encoder.abort()
 
 
+class _MarkAhead:
+    """A sync request's audio marked sentence by sentence on a second thread while the engine
+    makes the next sentence, so little marking is left when synthesis ends. The streaming
+    embedder gives the mark of the whole clip however the audio is cut, and the chunks are
+    joined as ``crossfade_join`` joins them: the result is the clip ``watermark_clip`` would
+    give. Only where every configured backend marks a stream (see ``_can_mark_ahead``)."""
+
+    _STOP = object()
+
+    def __init__(self, job: SynthesisRequest, sr: int):
+        self.joiner = dsp.CrossfadeJoiner(sr, CROSSFADE_MS)
+        self.marker = watermark_stream(job, sr)
+        self.pieces: queue.SimpleQueue = queue.SimpleQueue()
+        self.marked: list[np.ndarray] = []
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._mark, name=f"mark-{job.pk}", daemon=True)
+        self.thread.start()
+
+    def add(self, samples: np.ndarray, pause_ms: int) -> None:
+        self.pieces.put((samples, pause_ms))
+
+    def finish(self) -> np.ndarray:
+        """The whole marked clip. Raises what marking raised (WatermarkFailed)."""
+        self.pieces.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return np.concatenate(self.marked)
+
+    def abort(self) -> None:
+        self.pieces.put(self._STOP)
+
+    def _mark(self) -> None:
+        try:
+            while (piece := self.pieces.get()) is not None:
+                if piece is self._STOP:
+                    return
+                self.marked.append(self.marker.write(self.joiner.push(*piece)))
+            self.marked.append(self.marker.write(self.joiner.close()))
+            self.marked.append(self.marker.close())
+        except Exception as exc:  # noqa: BLE001 - finish() raises it in the task's thread
+            self.error = exc
+
+
+def _can_mark_ahead() -> bool:
+    """Every configured backend marks a stream (the built-in one; audiowmark needs the whole
+    clip, so with it the whole clip is marked at the end)."""
+    return all(getattr(backend, "streaming", False) for backend in backends())
+
+
 def _claim(job_id: str) -> SynthesisRequest | None:
     now = timezone.now()
     claimed = SynthesisRequest.dangerously_unscoped.filter(
@@ -86,6 +138,11 @@ def _claim(job_id: str) -> SynthesisRequest | None:
     job = SynthesisRequest.dangerously_unscoped.select_related(
         "tenant", "tenant__plan", "api_key", "character_reservation", "slot_reservation"
     ).get(pk=job_id)
+    for reservation in (job.character_reservation, job.slot_reservation):
+        if reservation is not None:
+            # The job's own tenant (with its plan) and key: settling reads them, and would
+            # otherwise load each once per reservation.
+            reservation.tenant, reservation.api_key = job.tenant, job.api_key
     if not claimed:
         if job.status == SynthesisRequest.Status.PROCESSING:
             # Redelivered after the worker that held it died: fail it rather than risk a
@@ -101,11 +158,12 @@ def run(job_id: str) -> None:
     job = _claim(job_id)
     if job is None:
         return
-    sink = held = None
+    sink = held = ahead = None
     try:
         # Again in the worker: the consent may have been revoked while the job was queued.
         check_usable_now(job.voice_id)
         version = rollout.ModelVersion.dangerously_unscoped.get(pk=job.model_version)
+        job.model_family = version.family  # for the metrics, without reading it again
         # Held to the end: a hot swap that drops the version meanwhile does not close it.
         held = engine_cache().lease(rollout.spec_for(version))
         engine = held.engine
@@ -122,6 +180,8 @@ def run(job_id: str) -> None:
             if sink is not None:
                 sink.add(clip, 0)
         else:
+            if sink is None and _can_mark_ahead():
+                ahead = _MarkAhead(job, sr)
             started = time.perf_counter()
             parts, pauses = [], []
             for samples, pause_ms in iter_synthesis(engine, segments, controls):
@@ -129,6 +189,8 @@ def run(job_id: str) -> None:
                 pauses.append(pause_ms)
                 if sink is not None:
                     sink.add(samples, pause_ms)
+                if ahead is not None:
+                    ahead.add(samples, pause_ms)
             clip = dsp.crossfade_join(parts, sr, CROSSFADE_MS, pauses)
             job.synthesis_ms = int((time.perf_counter() - started) * 1000)
             prompt_cache.store(cache_key, job.tenant_id, clip, sr)
@@ -137,6 +199,8 @@ def run(job_id: str) -> None:
         check_usable_now(job.voice_id)  # and once more before the rest of the audio leaves
         if sink is not None:
             marked = sink.finish()  # marked as it was sent: store what the client heard
+        elif ahead is not None:
+            marked = ahead.finish()  # fail closed too: no mark, no audio
         else:
             marked = watermark_clip(job, clip, sr)  # fail closed: no mark, no audio
         encoded = audio.encode(marked, sr, job.format, job.sample_rate or sr)
@@ -148,7 +212,7 @@ def run(job_id: str) -> None:
         job.audio_key, job.audio_bytes = key, len(encoded)
         job.audio_seconds = round(len(clip) / sr, 3)
         quality.maybe_sample(job)  # before `succeed` clears the text
-        succeed(job)
+        succeed(job, audio=encoded)
     except (ConsentRevoked, VoiceNotReady) as exc:
         fail(job, exc.error_code, exc.message)
     except WatermarkFailed as exc:
@@ -163,6 +227,8 @@ def run(job_id: str) -> None:
     finally:
         if sink is not None:
             sink.abort()
+        if ahead is not None:
+            ahead.abort()
         if held is not None:
             held.release()
 
@@ -184,7 +250,9 @@ RESULT_FIELDS = (
 )
 
 
-def succeed(job: SynthesisRequest) -> None:
+def succeed(job: SynthesisRequest, audio: bytes | None = None) -> None:
+    """Record the success, settle the quota and write the usage ledger (one transaction), then
+    announce it; `audio`, the stored clip, goes along to a waiting sync request."""
     job.status = SynthesisRequest.Status.SUCCEEDED
     job.finished_at = timezone.now()
     job.text = ""  # keep only the hash and length once the audio exists
@@ -211,7 +279,7 @@ def succeed(job: SynthesisRequest) -> None:
             status=UsageRecord.Status.SUCCEEDED,
         )
     _observe(job)
-    _announce(job)
+    _announce(job, audio)
 
 
 def fail(job: SynthesisRequest, code: str, message: str) -> None:
@@ -249,7 +317,7 @@ def fail(job: SynthesisRequest, code: str, message: str) -> None:
 
 def _observe(job: SynthesisRequest) -> None:
     try:
-        family = (
+        family = getattr(job, "model_family", None) or (
             rollout.ModelVersion.dangerously_unscoped.filter(pk=job.model_version)
             .values_list("family", flat=True)
             .first()
@@ -270,9 +338,31 @@ def _observe(job: SynthesisRequest) -> None:
     )
 
 
-def _announce(job: SynthesisRequest) -> None:
+# What a success's `end` message carries, so the waiting web process needs no reload.
+ANNOUNCED_FIELDS = (*RESULT_FIELDS, "started_at", "attempts")
+
+
+def _announce(job: SynthesisRequest, audio: bytes | None = None) -> None:
+    result = None
+    if job.status == SynthesisRequest.Status.SUCCEEDED:
+        result = {name: getattr(job, name) for name in ANNOUNCED_FIELDS}
+        for name in ("finished_at", "started_at"):
+            result[name] = result[name].isoformat() if result[name] else None
+        if (
+            job.mode != SynthesisRequest.Mode.SYNC
+            or audio is None
+            or len(audio) > settings.SYNTHESIS_INLINE_AUDIO_MAX_BYTES
+        ):
+            audio = None  # nobody waits for it here, or too large: read back from storage
+    else:
+        audio = None
     channels.publish_end(
-        str(job.pk), status=job.status, error_code=job.error_code, error_message=job.error_message
+        str(job.pk),
+        audio=audio,
+        status=job.status,
+        error_code=job.error_code,
+        error_message=job.error_message,
+        result=result,
     )
     if job.webhook_url:
         transaction.on_commit(lambda: enqueue(DELIVER_WEBHOOK_TASK, str(job.pk)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 
 from core.errors import ApiError
@@ -14,13 +16,30 @@ from synthesis.services.pipeline import fail
 
 def wait(job: SynthesisRequest, timeout: float | None = None) -> SynthesisRequest:
     """Block until the worker announces the end of the request, then reload it."""
+    return wait_for_result(job, timeout)[0]
+
+
+def wait_for_result(
+    job: SynthesisRequest, timeout: float | None = None
+) -> tuple[SynthesisRequest, bytes | None]:
+    """Block until the worker announces the end of the request. Returns the request, brought
+    up to date from the worker's announcement of a success (else reloaded), and the stored
+    audio when the announcement carried it (else None: read it from storage)."""
     timeout = timeout or stream_timeout()
     try:
-        channels.wait_for_end(str(job.pk), timeout)
+        message = channels.wait_for_end_message(str(job.pk), timeout)
     except channels.ChannelTimeout:
-        return time_out(job)
-    job.refresh_from_db()
-    return job
+        return time_out(job), None
+    end = message.end
+    result = end.get("result")
+    if end.get("status") != SynthesisRequest.Status.SUCCEEDED or not result:
+        job.refresh_from_db()
+        return job, None
+    for name, value in result.items():
+        if name in ("finished_at", "started_at") and value:
+            value = datetime.fromisoformat(value)
+        setattr(job, name, value)
+    return job, message.audio
 
 
 def time_out(job: SynthesisRequest) -> SynthesisRequest:

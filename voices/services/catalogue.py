@@ -109,7 +109,7 @@ def check_usable(voice: Voice) -> None:
                 else ConsentRevoked.default_detail
             )
         raise VoiceNotReady(f"Voice {voice.slug!r} has no verified consent.")
-    if voice.status != Voice.Status.READY or voice.model_version is None:
+    if voice.status != Voice.Status.READY or voice.model_version_id is None:
         raise VoiceNotReady(f"Voice {voice.slug!r} is {voice.status}, not ready for synthesis.")
 
 

@@ -57,13 +57,17 @@ def _counters(tenant: Tenant, metric: str, period: date):
 def _take(
     tenant: Tenant, scope: str, metric: str, period: date, amount: int, limit: int | None
 ) -> bool:
+    rows = _counters(tenant, metric, period).filter(scope=scope)
+    if limit is not None:
+        rows = rows.filter(used__lte=Value(limit - amount) - F("reserved"))
+    if rows.update(reserved=F("reserved") + amount) == 1:
+        return True  # the usual case: one statement
+    # No counter yet (the period's first reservation) or over the limit: create the counter if
+    # it is missing, then try once more.
     QuotaCounter.objects.for_tenant(tenant).bulk_create(
         [QuotaCounter(tenant=tenant, scope=scope, metric=metric, period=period)],
         ignore_conflicts=True,
     )
-    rows = _counters(tenant, metric, period).filter(scope=scope)
-    if limit is not None:
-        rows = rows.filter(used__lte=Value(limit - amount) - F("reserved"))
     return rows.update(reserved=F("reserved") + amount) == 1
 
 
