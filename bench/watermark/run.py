@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shlex
@@ -722,7 +723,12 @@ def main(argv: list[str] | None = None) -> dict:
         unmarked_jobs += [("music", f"777:{i}", None) for i in range(args.unmarked)]
 
     t_start = time.time()
-    with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(drv_args,)) as ex:
+    # Spawned, not forked: a fork of a process with threads (pytest's, tqdm's monitor) can
+    # inherit a held lock and never exit, which hung the pool's shutdown in CI.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=spawn, initializer=_init, initargs=(drv_args,)
+    ) as ex:
         marked = list(ex.map(marked_job, jobs, chunksize=1))
         clean = list(ex.map(unmarked_job, unmarked_jobs, chunksize=8))
     wall = time.time() - t_start
