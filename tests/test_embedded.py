@@ -263,6 +263,7 @@ def test_readme_openai_sdk_example(embedded, tmp_path, monkeypatch):
     exec(compile(snippet, "README.md", "exec"), {"KEY": embedded.key})
     samples, sr = decode((tmp_path / "hi.mp3").read_bytes(), "mp3")
     assert plausible(len(samples) / sr, "Hello!")
+    assert plausible(pcm_seconds((tmp_path / "hi.pcm").read_bytes()), "Hello! This part follows.")
 
 
 def test_openai_sdk_formats_streaming_and_speed(embedded):
