@@ -87,11 +87,15 @@ def watermark_clip(job, samples: np.ndarray, sr: int) -> np.ndarray:
             marked = backend.embed(marked, sr, payload_for(job.pk, key, backend.payload_bits), key)
     except WatermarkError as exc:
         raise WatermarkFailed(f"The clip could not be watermarked: {exc}") from exc
-    job.watermark_backend = "+".join(backend.name for backend in backends())
+    _record(job, "+".join(backend.name for backend in backends()), key_id, key)
+    return marked
+
+
+def _record(job, backend_name: str, key_id: str, key: bytes) -> None:
+    job.watermark_backend = backend_name
     job.watermark_key_id = key_id
     # Stored as the lookup key: the 40-bit prefix every backend's payload starts with.
     job.watermark_payload = payload_for(job.pk, key, LOOKUP_BITS).hex()
-    return marked
 
 
 class MarkedStream:
@@ -123,9 +127,7 @@ def watermark_stream(job, sr: int) -> MarkedStream:
     if backend is None:
         raise WatermarkFailed("no configured watermark backend can mark a stream")
     embedder = backend.stream(sr, payload_for(job.pk, key, backend.payload_bits), key)
-    job.watermark_backend = backend.name
-    job.watermark_key_id = key_id
-    job.watermark_payload = payload_for(job.pk, key, LOOKUP_BITS).hex()
+    _record(job, backend.name, key_id, key)
     return MarkedStream(embedder)
 
 

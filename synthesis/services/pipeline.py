@@ -41,6 +41,22 @@ logger = logging.getLogger(__name__)
 CROSSFADE_MS = 30.0
 
 
+class _JoinAndMark:
+    """Chunks joined as ``crossfade_join`` joins them and marked by the streaming embedder as
+    they come: what ``push`` and ``close`` return, concatenated, is the clip ``watermark_clip``
+    gives for the joined chunks. Raises WatermarkFailed."""
+
+    def __init__(self, job: SynthesisRequest, sr: int):
+        self.joiner = dsp.CrossfadeJoiner(sr, CROSSFADE_MS)
+        self.marker = watermark_stream(job, sr)
+
+    def push(self, samples: np.ndarray, pause_ms: int) -> np.ndarray:
+        return self.marker.write(self.joiner.push(samples, pause_ms))
+
+    def close(self) -> list[np.ndarray]:
+        return [self.marker.write(self.joiner.close()), self.marker.close()]
+
+
 class _StreamSink:
     """Sends a streamed request's audio as the engine produces it: chunks are joined as
     ``crossfade_join`` joins them, marked by a streaming embedder (state carried across
@@ -49,8 +65,7 @@ class _StreamSink:
 
     def __init__(self, job: SynthesisRequest, sr: int):
         self.job = job
-        self.joiner = dsp.CrossfadeJoiner(sr, CROSSFADE_MS)
-        self.marker = watermark_stream(job, sr)
+        self.marking = _JoinAndMark(job, sr)
         # Encoded bytes go out as soon as ffmpeg has them, not at the next sentence.
         self.encoder = audio.StreamEncoder(
             job.format, sr, job.sample_rate or sr, on_bytes=self._publish
@@ -58,12 +73,12 @@ class _StreamSink:
         self.sent: list[np.ndarray] = []
 
     def add(self, samples: np.ndarray, pause_ms: int) -> None:
-        self._send(self.marker.write(self.joiner.push(samples, pause_ms)))
+        self._send(self.marking.push(samples, pause_ms))
 
     def finish(self) -> np.ndarray:
         """Send the rest; returns the whole marked clip that was sent."""
-        self._send(self.marker.write(self.joiner.close()))
-        self._send(self.marker.close())
+        for marked in self.marking.close():
+            self._send(marked)
         self.encoder.close()
         return np.concatenate(self.sent)
 
@@ -82,16 +97,14 @@ class _StreamSink:
 
 class _MarkAhead:
     """A sync request's audio marked sentence by sentence on a second thread while the engine
-    makes the next sentence, so little marking is left when synthesis ends. The streaming
-    embedder gives the mark of the whole clip however the audio is cut, and the chunks are
-    joined as ``crossfade_join`` joins them: the result is the clip ``watermark_clip`` would
-    give. Only where every configured backend marks a stream (see ``_can_mark_ahead``)."""
+    makes the next sentence, so little marking is left when synthesis ends (``_JoinAndMark``:
+    the result is the clip ``watermark_clip`` would give). Only where every configured
+    backend marks a stream (see ``_can_mark_ahead``)."""
 
     _STOP = object()
 
     def __init__(self, job: SynthesisRequest, sr: int):
-        self.joiner = dsp.CrossfadeJoiner(sr, CROSSFADE_MS)
-        self.marker = watermark_stream(job, sr)
+        self.marking = _JoinAndMark(job, sr)
         self.pieces: queue.SimpleQueue = queue.SimpleQueue()
         self.marked: list[np.ndarray] = []
         self.error: Exception | None = None
@@ -117,9 +130,8 @@ class _MarkAhead:
             while (piece := self.pieces.get()) is not None:
                 if piece is self._STOP:
                     return
-                self.marked.append(self.marker.write(self.joiner.push(*piece)))
-            self.marked.append(self.marker.write(self.joiner.close()))
-            self.marked.append(self.marker.close())
+                self.marked.append(self.marking.push(*piece))
+            self.marked += self.marking.close()
         except Exception as exc:  # noqa: BLE001 - finish() raises it in the task's thread
             self.error = exc
 
@@ -127,7 +139,7 @@ class _MarkAhead:
 def _can_mark_ahead() -> bool:
     """Every configured backend marks a stream (the built-in one; audiowmark needs the whole
     clip, so with it the whole clip is marked at the end)."""
-    return all(getattr(backend, "streaming", False) for backend in backends())
+    return all(backend.streaming for backend in backends())
 
 
 def _claim(job_id: str) -> SynthesisRequest | None:
